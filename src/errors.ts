@@ -1,0 +1,302 @@
+/**
+ * Every error the library raises or rejects with. All extend {@link SockerlError}, carry a stable
+ * `code` (match on it, not on the message) and pass `cause` through.
+ *
+ * @module
+ */
+
+/** Stable error codes of errors that are not socket errno codes. */
+export type SockerlErrorCode =
+  | "ERR_SOCKERL"
+  | "ERR_OPTION"
+  | "ERR_ARGUMENT"
+  | "ERR_CALLBACK"
+  | "ERR_BAD_RETURN"
+  | "ERR_CALL_TIMEOUT"
+  | "ERR_NOPROC"
+  | "ERR_RESTART_LIMIT"
+  | "ERR_FRAME_TOO_LARGE"
+  | "ERR_SOCKET_SEND"
+  | "ERR_SEND_TIMEOUT"
+  | "ERR_TLS_HANDSHAKE"
+  | "ERR_HANDSHAKE_TIMEOUT"
+  | "ERR_NAME_TAKEN";
+
+/** Base class: `code` is stable, `reason` is a short machine-friendly reason (SockErl style). */
+export class SockerlError extends Error {
+  /** A stable code: one of {@link SockerlErrorCode}, or an errno code (`"ECONNREFUSED"`) for socket errors. */
+  readonly code: string;
+  /** A short reason term, e.g. `"econnrefused"`, or the value a `listenInit` stopped with. */
+  readonly reason: unknown;
+
+  constructor(message: string, options: { code?: string; reason?: unknown; cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = options.code ?? "ERR_SOCKERL";
+    this.reason = options.reason;
+  }
+}
+
+/** Describes a value for error messages: `` `"foo"` (string) ``. */
+export function describeValue(value: unknown): string {
+  let shown: string;
+  if (typeof value === "string") shown = JSON.stringify(value);
+  else if (typeof value === "function") shown = `[Function ${value.name || "anonymous"}]`;
+  else if (typeof value === "bigint") shown = `${value}n`;
+  else if (typeof value === "symbol") shown = value.toString();
+  else {
+    try {
+      shown = JSON.stringify(value) ?? String(value);
+    } catch {
+      shown = String(value);
+    }
+  }
+  if (shown.length > 80) shown = `${shown.slice(0, 77)}...`;
+  const type = value === null ? "null" : Array.isArray(value) ? "array" : typeof value;
+  return `\`${shown}\` (${type})`;
+}
+
+/**
+ * A start option (or a function argument, see {@link ArgumentError}) broke its rule.
+ * The message names the option, the rule and the value:
+ * ``Expected `acceptorCount` to be a positive integer, got `"foo"` (string)``.
+ */
+export class OptionError extends SockerlError {
+  /** The option's name, e.g. `"acceptorCount"`. */
+  readonly option: string;
+  /** The rule it broke, e.g. `"a positive integer"`. */
+  readonly rule: string;
+  /** The value given. */
+  readonly value: unknown;
+
+  constructor(option: string, rule: string, value: unknown, code: SockerlErrorCode = "ERR_OPTION") {
+    const message =
+      rule === "a known option"
+        ? `Unknown option \`${option}\`, got ${describeValue(value)}`
+        : `Expected \`${option}\` to be ${rule}, got ${describeValue(value)}`;
+    super(message, { code, reason: "bad_option" });
+    this.option = option;
+    this.rule = rule;
+    this.value = value;
+  }
+}
+
+/** A public function was called with a bad argument (same message form as {@link OptionError}). */
+export class ArgumentError extends OptionError {
+  constructor(argument: string, rule: string, value: unknown) {
+    super(argument, rule, value, "ERR_ARGUMENT");
+  }
+}
+
+/** Fields shared by socket errors. */
+export interface SocketErrorInfo {
+  /** Errno code, e.g. `"ECONNREFUSED"`. */
+  code: string;
+  /** Lower-case reason, e.g. `"econnrefused"`. */
+  reason: string;
+  /** Human text, e.g. `"connection refused"`. */
+  info: string;
+  /** Transport name, e.g. `"tcp"`. */
+  transport: string;
+  host?: string | undefined;
+  port?: number | undefined;
+  cause?: unknown;
+}
+
+const ERRNO_INFO: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ETIMEDOUT: "connection timed out",
+  ENOTFOUND: "host not found",
+  EAI_NONAME: "host not found",
+  EHOSTUNREACH: "host is unreachable",
+  ENETUNREACH: "network is unreachable",
+  ECONNRESET: "connection reset by peer",
+  EPIPE: "broken pipe",
+  EADDRINUSE: "address already in use",
+  EADDRNOTAVAIL: "cannot assign requested address",
+  EACCES: "permission denied",
+  EMFILE: "too many open files",
+  ENOENT: "no such file or directory",
+  ECLOSED: "socket connection closed",
+};
+
+/** Human text for an errno code (`"ECONNREFUSED"` → `"connection refused"`). */
+export function errnoInfo(code: string): string {
+  return ERRNO_INFO[code] ?? code.toLowerCase();
+}
+
+/** Takes the errno code out of whatever Bun threw (`{ code: "ECONNREFUSED" }`), else `fallback`. */
+export function errnoCode(error: unknown, fallback: string): string {
+  if (error !== null && typeof error === "object") {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === "string" && code.length > 0) return code;
+  }
+  return fallback;
+}
+
+abstract class SocketError extends SockerlError {
+  readonly info: string;
+  readonly transport: string;
+  readonly host: string | undefined;
+  readonly port: number | undefined;
+
+  constructor(what: string, fields: SocketErrorInfo) {
+    const where =
+      fields.host === undefined
+        ? ""
+        : fields.port === undefined
+          ? ` ${fields.host}`
+          : ` ${fields.host}:${fields.port}`;
+    super(`${what}${where} (${fields.transport}): ${fields.info}`, {
+      code: fields.code,
+      reason: fields.reason,
+      cause: fields.cause,
+    });
+    this.info = fields.info;
+    this.transport = fields.transport;
+    this.host = fields.host;
+    this.port = fields.port;
+  }
+}
+
+/** A connector could not connect. `code` is the errno (`ECONNREFUSED`, `ETIMEDOUT`, `ENOTFOUND`, …). */
+export class SocketConnectError extends SocketError {
+  constructor(fields: SocketErrorInfo) {
+    super("Could not connect to", fields);
+  }
+}
+
+/** A server could not listen. `code` is the errno (`EADDRINUSE`, `EACCES`, …). */
+export class SocketListenError extends SocketError {
+  constructor(fields: SocketErrorInfo) {
+    super("Could not listen on", fields);
+  }
+}
+
+/** Bytes could not be handed to the kernel: the connection died first (`sendSync` rejects with it). */
+export class SocketSendError extends SockerlError {
+  constructor(reason: string, cause?: unknown) {
+    super(`Could not send: ${reason}`, { code: "ERR_SOCKET_SEND", reason, cause });
+  }
+}
+
+/** A peer did not read what was sent within `sendTimeout` ms. */
+export class SendTimeoutError extends SockerlError {
+  /** Bytes still queued when the connection gave up. */
+  readonly queuedBytes: number;
+  constructor(timeoutMs: number, queuedBytes: number) {
+    super(`Peer did not read ${queuedBytes} queued bytes within ${timeoutMs} ms`, {
+      code: "ERR_SEND_TIMEOUT",
+      reason: "send_timeout",
+    });
+    this.queuedBytes = queuedBytes;
+  }
+}
+
+/** A TLS handshake failed (bad certificate, protocol error, garbage). */
+export class TlsHandshakeError extends SockerlError {
+  constructor(info: string, cause?: unknown) {
+    super(`TLS handshake failed: ${info}`, { code: "ERR_TLS_HANDSHAKE", reason: "tls_handshake", cause });
+  }
+}
+
+/** A TLS handshake did not finish within `handshakeTimeout` ms. */
+export class HandshakeTimeoutError extends SockerlError {
+  constructor(timeoutMs: number) {
+    super(`TLS handshake did not finish within ${timeoutMs} ms`, {
+      code: "ERR_HANDSHAKE_TIMEOUT",
+      reason: "handshake_timeout",
+    });
+  }
+}
+
+/** A handler callback threw or its promise rejected; `cause` is what it threw. */
+export class CallbackError extends SockerlError {
+  /** The callback's name, e.g. `"handlePacket"`. */
+  readonly callback: string;
+  constructor(callback: string, cause: unknown) {
+    const what = cause instanceof Error ? cause.message : String(cause);
+    super(`Callback ${callback} failed: ${what}`, { code: "ERR_CALLBACK", reason: "callback_crash", cause });
+    this.callback = callback;
+  }
+}
+
+/** A callback returned something that is not an action (or `listenInit` returned a bad value). */
+export class BadReturnError extends SockerlError {
+  readonly callback: string;
+  readonly returned: unknown;
+  constructor(callback: string, returned: unknown, detail?: string) {
+    super(
+      `Callback ${callback} returned a bad value ${describeValue(returned)}${detail ? `: ${detail}` : ""}`,
+      { code: "ERR_BAD_RETURN", reason: "callback_bad_return_value" },
+    );
+    this.callback = callback;
+    this.returned = returned;
+  }
+}
+
+/** A `call` got no reply in time. */
+export class CallTimeoutError extends SockerlError {
+  readonly timeoutMs: number;
+  constructor(timeoutMs: number) {
+    super(`Call got no reply within ${timeoutMs} ms`, { code: "ERR_CALL_TIMEOUT", reason: "timeout" });
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/** The target (connection, server, pool, name) is not running. */
+export class NoProcError extends SockerlError {
+  readonly target: unknown;
+  constructor(target: unknown) {
+    super(`No such process: ${typeof target === "string" ? target : describeValue(target)}`, {
+      code: "ERR_NOPROC",
+      reason: "noproc",
+    });
+    this.target = target;
+  }
+}
+
+/** A child exited more often than its restart plan allows (`reached_max_restart_plan`). */
+export class RestartLimitError extends SockerlError {
+  /** The exit reason of the child's last exit. */
+  readonly childReason: unknown;
+  readonly childId: number;
+  constructor(
+    childId: number,
+    childReason: unknown,
+    reason: "reached_max_restart_plan" | "empty_plan_child_terminated" = "reached_max_restart_plan",
+  ) {
+    super(`Child ${childId} exited (${describeReason(childReason)}) past its restart plan: ${reason}`, {
+      code: "ERR_RESTART_LIMIT",
+      reason,
+    });
+    this.childReason = childReason;
+    this.childId = childId;
+  }
+}
+
+/** A frame (or a line, or a passive read) is larger than `maxPacketSize`. */
+export class FrameTooLargeError extends SockerlError {
+  readonly size: number;
+  readonly maxPacketSize: number;
+  constructor(size: number, maxPacketSize: number) {
+    super(`Frame of ${size} bytes exceeds maxPacketSize ${maxPacketSize}`, {
+      code: "ERR_FRAME_TOO_LARGE",
+      reason: "frame_too_large",
+    });
+    this.size = size;
+    this.maxPacketSize = maxPacketSize;
+  }
+}
+
+/** Short text for an exit reason in messages and reports. */
+export function describeReason(reason: unknown): string {
+  if (typeof reason === "string") return reason;
+  if (reason instanceof Error) {
+    const code = (reason as { code?: unknown }).code;
+    return typeof code === "string"
+      ? `${reason.name} ${code}: ${reason.message}`
+      : `${reason.name}: ${reason.message}`;
+  }
+  return describeValue(reason);
+}
