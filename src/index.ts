@@ -1,0 +1,63 @@
+/**
+ * sockerl for Bun: SockErl's model (a process per connection, connectors, pools, restart plans,
+ * sys tracing) on Bun's native sockets.
+ *
+ * @module
+ */
+export type { ConnectionProcess } from "./connection.ts";
+export {
+  ArgumentError,
+  BadReturnError,
+  CallbackError,
+  CallTimeoutError,
+  FrameTooLargeError,
+  HandshakeTimeoutError,
+  NoProcError,
+  OptionError,
+  RestartLimitError,
+  SendTimeoutError,
+  SockerlError,
+  type SockerlErrorCode,
+  SocketConnectError,
+  SocketListenError,
+  SocketSendError,
+  TlsHandshakeError,
+} from "./errors.ts";
+export type { PacketFraming } from "./framing.ts";
+export type {
+  Action,
+  ActionObject,
+  Connection,
+  ExitReason,
+  From,
+  Handler,
+  LastMessage,
+  ListenerInfo,
+  ListenInitResult,
+  Meta,
+  Outgoing,
+  Packet,
+  ReceiveMode,
+} from "./handler.ts";
+export type {
+  AcceptorMode,
+  CommonOptions,
+  ConnectorOptions,
+  PoolOptions,
+  ServerOptions,
+} from "./options.ts";
+export { whereis } from "./registry.ts";
+export { Server, startServer } from "./server.ts";
+export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";
+export type { DebugOption, Statistics, TraceSink } from "./trace.ts";
+export {
+  type ConnectRequest,
+  type ListenRequest,
+  type TcpOptions,
+  type Transport,
+  type TransportEvents,
+  type TransportListener,
+  type TransportSocket,
+  tcp,
+  type UpgradeRequest,
+} from "./transport.ts";

@@ -1,0 +1,260 @@
+/**
+ * Start options of servers, connectors and pools, validated at start: an unknown or ill-typed option
+ * throws {@link OptionError} naming the option, the rule and the value.
+ *
+ * @module
+ */
+import type { ConnectionSettings } from "./connection.ts";
+import { ArgumentError, OptionError } from "./errors.ts";
+import { isPacketFraming, type PacketFraming } from "./framing.ts";
+import type { ReceiveMode } from "./handler.ts";
+import type { Plan } from "./supervisor.ts";
+import { type DebugOption, parseDebugOptions } from "./trace.ts";
+import { isTransport, type Transport, tcp } from "./transport.ts";
+
+/** Whether an acceptor serves arriving connections (`"accept"`) or holds them unserved (`"sleep"`). */
+export type AcceptorMode = "accept" | "sleep";
+
+/** Options every kind of start takes. */
+export interface CommonOptions {
+  /** The transport. @default tcp() */
+  transport?: Transport;
+  /** Receive mode of new connections. @default "active" */
+  mode?: ReceiveMode;
+  /** Framing (Erlang `{packet, N}`): `"raw"`, 1/2/4-byte big-endian length prefix, or `"line"`. @default "raw" */
+  packet?: PacketFraming;
+  /** `"utf8"` delivers packets as strings; `"binary"` as bytes. @default "binary" */
+  encoding?: "binary" | "utf8";
+  /** Largest frame, line or passive read in bytes; beyond it the connection stops with `FrameTooLargeError`. @default 16 MiB */
+  maxPacketSize?: number;
+  /** Outbound bytes queued per connection above which reading pauses, in bytes. @default 1 MiB */
+  highWaterMark?: number;
+  /** `false` turns Nagle's algorithm on (TCP_NODELAY is on by default). */
+  noDelay?: boolean;
+  /** SO_KEEPALIVE: `true`, or the initial delay in ms. */
+  keepAlive?: boolean | number;
+  /** sys debug options of every connection: `["trace"]`, `["log"]`, `["statistics"]`. */
+  connectorDebug?: DebugOption[];
+  /** ms a peer may leave sent bytes unread before it is dropped with `SendTimeoutError`. @default Infinity */
+  sendTimeout?: number;
+  /** ms a TLS handshake may take. @default 10000 */
+  handshakeTimeout?: number;
+  /** ms a closing connection waits for queued bytes to drain and for the peer's FIN. @default 5000 */
+  closeTimeout?: number;
+}
+
+/** Options of {@link startServer}. */
+export interface ServerOptions extends CommonOptions {
+  /** Registry name (unique); module functions and `whereis` accept it. */
+  name?: string;
+  /** Address to bind. @default "0.0.0.0" */
+  hostname?: string;
+  /** Listening sockets on the port (SO_REUSEPORT), each an acceptor with its own mode. @default 1 */
+  acceptorCount?: number;
+  /** Initial mode of every acceptor. @default "accept" */
+  acceptorMode?: AcceptorMode;
+  /** sys debug options of the acceptors. */
+  acceptorDebug?: DebugOption[];
+  /** Restart plan for connections (see DESIGN §7). @default normal → delete, else stop the server */
+  plan?: Plan;
+  /** Passes through the plan a connection may make. @default 1 */
+  planCount?: number;
+  /** Connections served at once; more wait, accepted but unserved (no `init`, not read), until one ends. @default Infinity */
+  maxConnections?: number;
+}
+
+/** Options of {@link startConnector}. */
+export interface ConnectorOptions extends CommonOptions {
+  /** Registry name (unique). */
+  name?: string;
+  /** ms to wait for the TCP connect (and TLS handshake). @default 3000 */
+  connectTimeout?: number;
+}
+
+/** Options of {@link startConnectorPool}. */
+export interface PoolOptions extends ConnectorOptions {
+  /** Connectors per address. @default 1 */
+  connectorCount?: number;
+  /** Restart plan for connectors. @default normal → delete, else stop the pool */
+  plan?: Plan;
+  /** Passes through the plan a connector may make. @default 1 */
+  planCount?: number;
+  /** Start even when peers are down; every connect failure goes through the plan. @default false */
+  watchdog?: boolean;
+}
+
+const COMMON_KEYS = [
+  "transport",
+  "mode",
+  "packet",
+  "encoding",
+  "maxPacketSize",
+  "highWaterMark",
+  "noDelay",
+  "keepAlive",
+  "connectorDebug",
+  "sendTimeout",
+  "handshakeTimeout",
+  "closeTimeout",
+] as const;
+
+/** Option names each kind of start accepts. */
+export const SERVER_KEYS: ReadonlySet<string> = new Set([
+  ...COMMON_KEYS,
+  "name",
+  "hostname",
+  "acceptorCount",
+  "acceptorMode",
+  "acceptorDebug",
+  "plan",
+  "planCount",
+  "maxConnections",
+]);
+export const CONNECTOR_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, "name", "connectTimeout"]);
+export const POOL_KEYS: ReadonlySet<string> = new Set([
+  ...CONNECTOR_KEYS,
+  "connectorCount",
+  "plan",
+  "planCount",
+  "watchdog",
+]);
+
+/** Rejects a non-object and unknown keys; returns the options as a record. */
+export function checkOptionKeys(options: unknown, allowed: ReadonlySet<string>): Record<string, unknown> {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new ArgumentError("options", "an object", options);
+  }
+  const record = options as Record<string, unknown>;
+  for (const key of Object.keys(record)) {
+    if (!allowed.has(key)) throw new OptionError(key, "a known option", record[key]);
+  }
+  return record;
+}
+
+/** A positive safe integer, or `fallback` when undefined. */
+export function positiveInteger(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new OptionError(option, "a positive integer", value);
+  }
+  return value;
+}
+
+/** A number of milliseconds (>= 0, or Infinity), or `fallback`. */
+export function milliseconds(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
+    throw new OptionError(option, "a number of milliseconds >= 0 (or Infinity)", value);
+  }
+  return value;
+}
+
+/** A size in bytes (positive integer, or Infinity), or `fallback`. */
+function byteSize(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (value === Number.POSITIVE_INFINITY) return value;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
+    throw new OptionError(option, "a positive integer number of bytes (or Infinity)", value);
+  }
+  return value;
+}
+
+/** A boolean, or `fallback`. */
+export function booleanOption(option: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean") throw new OptionError(option, "a boolean", value);
+  return value;
+}
+
+/** A non-empty string, or `fallback`. */
+export function stringOption(option: string, value: unknown, fallback: string): string {
+  if (value === undefined) return fallback;
+  if (typeof value !== "string" || value.length === 0)
+    throw new OptionError(option, "a non-empty string", value);
+  return value;
+}
+
+/** The transport option (default `tcp()`). */
+export function transportOption(value: unknown): Transport {
+  if (value === undefined) return tcp();
+  if (!isTransport(value)) {
+    throw new OptionError("transport", "a Transport (tcp(), tls(...), unix(...) or a custom one)", value);
+  }
+  return value;
+}
+
+/** Default `maxPacketSize`: 16 MiB. */
+export const DEFAULT_MAX_PACKET_SIZE = 16 * 1024 * 1024;
+/** Default `highWaterMark`: 1 MiB. */
+export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024;
+
+/** Validates the options shared by every start and builds the connections' settings. */
+export function connectionSettings(record: Record<string, unknown>): ConnectionSettings {
+  const mode = record.mode ?? "active";
+  if (mode !== "active" && mode !== "passive") throw new OptionError("mode", '"active" or "passive"', mode);
+  const packet = record.packet ?? "raw";
+  if (!isPacketFraming(packet)) throw new OptionError("packet", '"raw", 1, 2, 4 or "line"', packet);
+  const encoding = record.encoding ?? "binary";
+  if (encoding !== "binary" && encoding !== "utf8")
+    throw new OptionError("encoding", '"binary" or "utf8"', encoding);
+  const keepAlive = record.keepAlive;
+  if (
+    keepAlive !== undefined &&
+    typeof keepAlive !== "boolean" &&
+    (typeof keepAlive !== "number" || !Number.isSafeInteger(keepAlive) || keepAlive < 0)
+  ) {
+    throw new OptionError("keepAlive", "a boolean or a delay in ms (integer >= 0)", keepAlive);
+  }
+  const noDelay = record.noDelay;
+  if (noDelay !== undefined && typeof noDelay !== "boolean")
+    throw new OptionError("noDelay", "a boolean", noDelay);
+  return {
+    framing: packet as PacketFraming,
+    utf8: encoding === "utf8",
+    maxPacketSize: byteSize("maxPacketSize", record.maxPacketSize, DEFAULT_MAX_PACKET_SIZE),
+    highWaterMark: byteSize("highWaterMark", record.highWaterMark, DEFAULT_HIGH_WATER_MARK),
+    mode: mode as ReceiveMode,
+    noDelay,
+    keepAlive: keepAlive as boolean | number | undefined,
+    sendTimeout: milliseconds("sendTimeout", record.sendTimeout, Number.POSITIVE_INFINITY),
+    handshakeTimeout: milliseconds("handshakeTimeout", record.handshakeTimeout, 10_000),
+    closeTimeout: milliseconds("closeTimeout", record.closeTimeout, 5_000),
+    debug: parseDebugOptions("connectorDebug", record.connectorDebug),
+    options: Object.freeze({ ...record }),
+  };
+}
+
+/** Validates a port argument (0 = pick one). */
+export function portArgument(value: unknown): number {
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0 || value > 65535) {
+    throw new ArgumentError("port", "an integer from 0 to 65535", value);
+  }
+  return value;
+}
+
+/** Validates a handler argument. */
+export function handlerArgument(value: unknown): void {
+  if (value === null || typeof value !== "object") {
+    throw new ArgumentError("handler", "an object with init and handlePacket functions", value);
+  }
+  const h = value as Record<string, unknown>;
+  for (const name of ["init", "handlePacket"]) {
+    if (typeof h[name] !== "function") throw new ArgumentError(`handler.${name}`, "a function", h[name]);
+  }
+  for (const name of [
+    "listenInit",
+    "handleCall",
+    "handleCast",
+    "handleEvent",
+    "handleDisconnect",
+    "timeout",
+    "srtimeout",
+    "terminate",
+    "codeChange",
+  ]) {
+    if (h[name] !== undefined && typeof h[name] !== "function") {
+      throw new ArgumentError(`handler.${name}`, "a function (or absent)", h[name]);
+    }
+  }
+}

@@ -1,0 +1,447 @@
+/**
+ * Servers: a port, N acceptors (listening sockets bound with SO_REUSEPORT) and one connection
+ * process per accepted socket, supervised by a restart plan.
+ *
+ * ```text
+ *   Server ── Acceptor 1..N (Bun.listen, each "accept" | "sleep")
+ *      │            │ open(socket)
+ *      │            ▼
+ *      │      ConnectionProcess (init → callbacks → terminate)
+ *      │            │ exit(reason)
+ *      ▼            ▼
+ *   RestartPlan.decide ── delete (server connections cannot restart)
+ *                      └─ stop: every other connection gets terminate("shutdown"), the port is
+ *                               released, `exited` resolves with the reason
+ * ```
+ *
+ * @module
+ */
+import {
+  allocateId,
+  type ConnectionOwner,
+  ConnectionProcess,
+  type ConnectionSettings,
+} from "./connection.ts";
+import {
+  BadReturnError,
+  CallbackError,
+  describeReason,
+  errnoCode,
+  errnoInfo,
+  OptionError,
+  SockerlError,
+  SocketListenError,
+} from "./errors.ts";
+import type { Connection, ExitReason, Handler, ListenerInfo } from "./handler.ts";
+import {
+  type AcceptorMode,
+  checkOptionKeys,
+  connectionSettings,
+  handlerArgument,
+  portArgument,
+  positiveInteger,
+  SERVER_KEYS,
+  type ServerOptions,
+  stringOption,
+  transportOption,
+} from "./options.ts";
+import { register, unregister } from "./registry.ts";
+import { RestartPlan } from "./supervisor.ts";
+import { type DebugState, debugStateFor, emit, formatTerm, parseDebugOptions } from "./trace.ts";
+import type { Transport, TransportEvents, TransportListener, TransportSocket } from "./transport.ts";
+
+/** One listening socket and its mode. */
+export class Acceptor {
+  /** Process id (as printed in traces). */
+  readonly pid = allocateId();
+  mode: AcceptorMode;
+  listener: TransportListener | undefined = undefined;
+  /** Connections that arrived while sleeping (or before the server was ready), in arrival order. */
+  held: ConnectionProcess[] = [];
+  dbg: DebugState | undefined;
+
+  constructor(
+    readonly index: number,
+    readonly server: Server<unknown, unknown>,
+    mode: AcceptorMode,
+    dbg: DebugState | undefined,
+  ) {
+    this.mode = mode;
+    this.dbg = dbg;
+  }
+
+  trace(text: string): void {
+    this.dbg?.event(`Sockerl acceptor <${this.pid}>`, text);
+  }
+
+  /** Changes the mode; waking up serves the held connections in arrival order. */
+  setMode(mode: AcceptorMode): void {
+    if (mode === this.mode) return;
+    this.mode = mode;
+    if (this.dbg !== undefined) this.trace(`changed mode to ${mode}`);
+    if (mode === "accept") this.server.serveHeld(this);
+  }
+}
+
+function peerName(socket: TransportSocket): string {
+  return socket.remoteAddress === undefined ? "unix socket" : `${socket.remoteAddress}:${socket.remotePort}`;
+}
+
+/** Bun's listener handler table: `open` creates the connection; the rest dispatch through it. */
+const LISTEN_EVENTS: TransportEvents = {
+  ...ConnectionProcess.EVENTS,
+  open(socket) {
+    const acceptor = socket.data;
+    if (acceptor instanceof Acceptor) acceptor.server.accept(acceptor, socket);
+    else ConnectionProcess.EVENTS.open(socket);
+  },
+};
+
+/**
+ * A running server. Get one from {@link startServer}.
+ *
+ * @typeParam S - connection state.
+ * @typeParam I - init argument.
+ */
+export class Server<S = unknown, I = unknown> implements ConnectionOwner {
+  readonly name: string | undefined;
+  readonly hostname: string;
+  #port = 0;
+  #handler: Handler<S, I>;
+  #init: I;
+  #settings: ConnectionSettings;
+  #transport: Transport;
+  #plan: RestartPlan;
+  #maxConnections: number;
+  #acceptors: Acceptor[] = [];
+  #conns = new Map<number, ConnectionProcess>();
+  /** Connections waiting for a free slot under maxConnections. */
+  #waiting: ConnectionProcess[] = [];
+  #ready = false;
+  #stopping: Promise<void> | undefined = undefined;
+  #exited: Promise<ExitReason>;
+  #resolveExited!: (reason: ExitReason) => void;
+
+  /** @internal Use {@link startServer}. */
+  constructor(handler: Handler<S, I>, init: I, options: ServerOptions | undefined) {
+    const record = checkOptionKeys(options, SERVER_KEYS);
+    this.#settings = connectionSettings(record);
+    this.#transport = transportOption(record.transport);
+    this.hostname = stringOption("hostname", record.hostname, "0.0.0.0");
+    this.name = record.name === undefined ? undefined : stringOption("name", record.name, "");
+    this.#plan = new RestartPlan(record.plan as never, record.planCount as number | undefined);
+    const count = positiveInteger("acceptorCount", record.acceptorCount, 1);
+    const mode = record.acceptorMode ?? "accept";
+    if (mode !== "accept" && mode !== "sleep") {
+      throw new OptionError("acceptorMode", '"accept" or "sleep"', mode);
+    }
+    const acceptorDebug = parseDebugOptions("acceptorDebug", record.acceptorDebug);
+    const max = record.maxConnections;
+    this.#maxConnections =
+      max === undefined || max === Number.POSITIVE_INFINITY
+        ? Number.POSITIVE_INFINITY
+        : positiveInteger("maxConnections", max, 0);
+    this.#handler = handler;
+    this.#init = init;
+    for (let i = 1; i <= count; i++) {
+      this.#acceptors.push(
+        new Acceptor(i, this as Server<unknown, unknown>, mode, debugStateFor(acceptorDebug)),
+      );
+    }
+    this.#exited = new Promise((resolve) => {
+      this.#resolveExited = resolve;
+    });
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** Binds every acceptor and runs `listenInit`. Returns false for "ignore". */
+  async listen(port: number): Promise<boolean> {
+    const reusePort = this.#acceptors.length > 1;
+    for (const acceptor of this.#acceptors) {
+      try {
+        acceptor.listener = this.#transport.listen({
+          hostname: this.hostname,
+          port: this.#port === 0 ? port : this.#port,
+          reusePort,
+          events: LISTEN_EVENTS,
+          data: acceptor,
+        });
+      } catch (error) {
+        this.#closeListeners();
+        const code = errnoCode(error, "ELISTEN");
+        throw new SocketListenError({
+          code,
+          reason: code.toLowerCase(),
+          info: errnoInfo(code),
+          transport: this.#transport.name,
+          host: this.hostname,
+          port: this.#port === 0 ? port : this.#port,
+          cause: error,
+        });
+      }
+      if (this.#port === 0) this.#port = acceptor.listener.port;
+      if (acceptor.dbg !== undefined) {
+        acceptor.trace(
+          `started for listen socket ${this.hostname}:${this.#port} with options:\n\ttransporter module: '${this.#transport.name}'\n\tmode: '${acceptor.mode}'`,
+        );
+      }
+    }
+    if (this.#handler.listenInit !== undefined) {
+      const info: ListenerInfo = {
+        port: this.#port,
+        hostname: this.hostname,
+        transport: this.#transport.name,
+      };
+      let result: unknown;
+      try {
+        result = await this.#handler.listenInit(this.#init, info);
+      } catch (error) {
+        this.#closeListeners();
+        throw new CallbackError("listenInit", error);
+      }
+      if (result === "ignore") {
+        this.#closeListeners();
+        return false;
+      }
+      if (result !== undefined) {
+        if (typeof result === "object" && result !== null && Object.keys(result).length === 1) {
+          if ("init" in result) this.#init = (result as { init: I }).init;
+          else if ("stop" in result) {
+            this.#closeListeners();
+            const reason = (result as { stop: unknown }).stop;
+            throw new SockerlError(`listenInit stopped the server: ${describeReason(reason)}`, {
+              code: "ERR_LISTEN_INIT_STOP",
+              reason,
+            });
+          } else {
+            this.#closeListeners();
+            throw new BadReturnError(
+              "listenInit",
+              result,
+              'expected undefined, { init }, { stop } or "ignore"',
+            );
+          }
+        } else {
+          this.#closeListeners();
+          throw new BadReturnError(
+            "listenInit",
+            result,
+            'expected undefined, { init }, { stop } or "ignore"',
+          );
+        }
+      }
+    }
+    if (this.name !== undefined) {
+      try {
+        register(this.name, this);
+      } catch (error) {
+        this.#closeListeners();
+        throw error;
+      }
+    }
+    this.#ready = true;
+    for (const acceptor of this.#acceptors) if (acceptor.mode === "accept") this.serveHeld(acceptor);
+    return true;
+  }
+
+  #closeListeners(): void {
+    for (const acceptor of this.#acceptors) {
+      acceptor.listener?.stop(false);
+      acceptor.listener = undefined;
+    }
+  }
+
+  /** @internal A socket arrived at `acceptor`. */
+  accept(acceptor: Acceptor, socket: TransportSocket): void {
+    if (this.#stopping !== undefined) {
+      socket.terminate();
+      return;
+    }
+    const conn = new ConnectionProcess(
+      this.#handler as Handler<unknown, unknown>,
+      this.#init,
+      this.#settings,
+      this.#transport,
+      this,
+      true,
+    );
+    if (acceptor.dbg !== undefined) acceptor.trace(`accepted socket ${peerName(socket)}`);
+    const hold = !this.#ready || acceptor.mode === "sleep" || this.#conns.size >= this.#maxConnections;
+    this.#conns.set(conn.id, conn);
+    conn.attach(socket, hold);
+    if (hold) {
+      if (this.#ready && acceptor.mode === "accept") this.#waiting.push(conn);
+      else acceptor.held.push(conn);
+    } else if (acceptor.dbg !== undefined) {
+      acceptor.trace(`gave socket ${peerName(socket)} to connection handler <${conn.id}>`);
+    }
+  }
+
+  /** @internal Serves connections held by a sleeping acceptor, in arrival order. */
+  serveHeld(acceptor: Acceptor): void {
+    if (!this.#ready || this.#stopping !== undefined) return;
+    const held = acceptor.held;
+    acceptor.held = [];
+    for (const conn of held) {
+      if (!conn.alive) continue;
+      if (this.#liveCount() >= this.#maxConnections) {
+        this.#waiting.push(conn);
+        continue;
+      }
+      if (acceptor.dbg !== undefined)
+        acceptor.trace(
+          `gave socket ${conn.remoteAddress}:${conn.remotePort} to connection handler <${conn.id}>`,
+        );
+      conn.release();
+    }
+  }
+
+  #liveCount(): number {
+    return this.#conns.size - this.#waiting.length - this.#acceptors.reduce((n, a) => n + a.held.length, 0);
+  }
+
+  // ---------------------------------------------------------------- ConnectionOwner
+
+  /** @internal */
+  childLeaving(child: ConnectionProcess): void {
+    this.#conns.delete(child.id);
+  }
+
+  /** @internal */
+  childExited(child: ConnectionProcess, reason: ExitReason, started: boolean): void {
+    // A slot is free: serve the next waiting connection.
+    while (this.#waiting.length > 0 && this.#liveCount() < this.#maxConnections) {
+      const next = this.#waiting.shift()!;
+      if (next.alive) next.release();
+    }
+    if (this.#stopping !== undefined) return;
+    if (!started) {
+      if (!child.ignored && reason !== "normal") {
+        for (const acceptor of this.#acceptors) {
+          if (acceptor.dbg !== undefined) {
+            acceptor.trace(
+              `could not start connection handler <${child.id}> with reason ${formatTerm(reason)}`,
+            );
+            break;
+          }
+        }
+      }
+      return;
+    }
+    const decision = this.#plan.decide(this.#plan.track(), reason, child.id);
+    // Server connections cannot restart (their socket is gone): restart and wait mean delete.
+    if (decision.action === "stop") void this.#end(decision.reason);
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Live connections, as `[id, connection]` pairs (`get_server_connections`). */
+  connections(): Array<[id: number, connection: Connection]> {
+    const list: Array<[number, Connection]> = [];
+    for (const [id, conn] of this.#conns) list.push([id, conn]);
+    return list;
+  }
+
+  /** Acceptors as `[id, mode]` pairs, ids 1..N (`get_acceptors`). */
+  acceptors(): Array<[id: number, mode: AcceptorMode]> {
+    return this.#acceptors.map((a) => [a.index, a.mode]);
+  }
+
+  /** @internal The acceptor objects (sys targets). */
+  acceptorList(): readonly Acceptor[] {
+    return this.#acceptors;
+  }
+
+  /** @internal The live connection processes. */
+  processes(): ConnectionProcess[] {
+    return [...this.#conns.values()];
+  }
+
+  /** Puts every acceptor to sleep: arriving connections are held unserved until wakeup. */
+  sleepAcceptors(): void {
+    for (const a of this.#acceptors) a.setMode("sleep");
+  }
+
+  /** Wakes every acceptor: held connections are served in arrival order. */
+  wakeupAcceptors(): void {
+    for (const a of this.#acceptors) a.setMode("accept");
+  }
+
+  /** The mode all acceptors share, or `[id, mode]` pairs when they differ. */
+  acceptorModes(): AcceptorMode | Array<[id: number, mode: AcceptorMode]> {
+    const first = this.#acceptors[0]!.mode;
+    return this.#acceptors.every((a) => a.mode === first) ? first : this.acceptors();
+  }
+
+  /** Flips the mode of every acceptor when they all agree; `"not_allowed"` otherwise. */
+  changeAcceptorModes(): AcceptorMode | "not_allowed" {
+    const modes = this.acceptorModes();
+    if (typeof modes !== "string") return "not_allowed";
+    const next: AcceptorMode = modes === "accept" ? "sleep" : "accept";
+    for (const a of this.#acceptors) a.setMode(next);
+    return next;
+  }
+
+  /** Swaps the handler for new connections (sys.changeCode on a server). @internal */
+  setHandler(handler: Handler<S, I>): void {
+    this.#handler = handler;
+  }
+
+  /**
+   * Stops the server: stops listening (the port is released), terminates every connection with
+   * `"shutdown"`, and resolves once all have ended. `exited` resolves with `reason`.
+   */
+  stop(reason: ExitReason = "normal"): Promise<void> {
+    return this.#end(reason);
+  }
+
+  /** Resolves with the reason the server ended. */
+  get exited(): Promise<ExitReason> {
+    return this.#exited;
+  }
+
+  #end(reason: ExitReason): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    this.#stopping = (async () => {
+      this.#closeListeners();
+      unregister(this.name, this);
+      const children = [...this.#conns.values()];
+      for (const a of this.#acceptors) a.held = [];
+      this.#waiting = [];
+      await Promise.all(children.map((c) => c.shutdown("shutdown")));
+      if (reason !== "normal" && reason !== "shutdown") {
+        emit(
+          `** Sockerl server ${this.name ?? `<${this.#port}>`} terminating\n** Reason for termination == ${describeReason(reason)}`,
+        );
+      }
+      this.#resolveExited(reason);
+    })();
+    return this.#stopping;
+  }
+}
+
+/**
+ * Starts a server on `port` (0 picks a free one; read `server.port`). Resolves once listening, or to
+ * `undefined` when `listenInit` returns `"ignore"`.
+ *
+ * @example
+ * const server = await startServer(
+ *   { init: () => ({ state: 0 }), handlePacket: (p, n) => ({ state: n + 1, send: p }) },
+ *   undefined, 0, { hostname: "127.0.0.1" },
+ * );
+ */
+export async function startServer<S = undefined, I = unknown>(
+  handler: Handler<S, I>,
+  init: I,
+  port: number,
+  options?: ServerOptions,
+): Promise<Server<S, I> | undefined> {
+  handlerArgument(handler);
+  const checkedPort = portArgument(port);
+  const server = new Server<S, I>(handler, init, options);
+  return (await server.listen(checkedPort)) ? server : undefined;
+}
