@@ -369,6 +369,16 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     this.attach(socket, false);
   }
 
+  /** Whether a socket is attached. */
+  get attached(): boolean {
+    return this.#socket !== undefined;
+  }
+
+  /** For transports whose connect promise resolves without calling `open`. */
+  attachSocket(socket: TransportSocket): void {
+    this.#onOpen(socket);
+  }
+
   /** For connectors: called once `init` has completed (ok) or the start failed. */
   onStarted(callback: (ok: boolean, reason: ExitReason) => void): void {
     this.#onStarted = callback;

@@ -4,7 +4,26 @@
  *
  * @module
  */
+export {
+  addConnector,
+  type ConnectionRef,
+  changeAcceptorModes,
+  getAcceptorModes,
+  getAcceptors,
+  getPoolConnections,
+  getServerConnections,
+  type PoolRef,
+  type ServerRef,
+  sendAsync,
+  sendSync,
+  sleepAcceptors,
+  stopConnector,
+  stopPool,
+  stopServer,
+  wakeupAcceptors,
+} from "./api.ts";
 export type { ConnectionProcess } from "./connection.ts";
+export { DEFAULT_CONNECT_TIMEOUT, startConnector } from "./connector.ts";
 export {
   ArgumentError,
   BadReturnError,
@@ -46,6 +65,7 @@ export type {
   PoolOptions,
   ServerOptions,
 } from "./options.ts";
+export { Pool, startConnectorPool } from "./pool.ts";
 export { whereis } from "./registry.ts";
 export { Server, startServer } from "./server.ts";
 export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";

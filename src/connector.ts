@@ -1,0 +1,214 @@
+/**
+ * Connectors: outgoing connections (`Bun.connect`) run by the same connection process as server
+ * connections. Bun has no connect timeout and cannot cancel a pending connect (BUN-SOCKETS.md §0.9),
+ * so `connectTimeout` is the library's own timer; a socket that opens after it fired is reset at once.
+ *
+ * @module
+ */
+import { type ConnectionOwner, ConnectionProcess, type ConnectionSettings } from "./connection.ts";
+import {
+  ArgumentError,
+  describeReason,
+  errnoCode,
+  errnoInfo,
+  SockerlError,
+  SocketConnectError,
+} from "./errors.ts";
+import type { Connection, ExitReason, Handler } from "./handler.ts";
+import {
+  CONNECTOR_KEYS,
+  type ConnectorOptions,
+  checkOptionKeys,
+  connectionSettings,
+  handlerArgument,
+  milliseconds,
+  portArgument,
+  stringOption,
+  transportOption,
+} from "./options.ts";
+import { register, unregister } from "./registry.ts";
+import type { Transport } from "./transport.ts";
+
+/** Default `connectTimeout`: 3000 ms. */
+export const DEFAULT_CONNECT_TIMEOUT = 3000;
+
+/** Everything needed to (re)start one connector. */
+export interface ConnectSpec {
+  readonly handler: Handler<unknown, unknown>;
+  readonly init: unknown;
+  readonly settings: ConnectionSettings;
+  readonly transport: Transport;
+  readonly host: string;
+  readonly port: number;
+  readonly connectTimeout: number;
+}
+
+/** Builds the {@link SocketConnectError} for a failed connect. */
+export function connectError(
+  spec: ConnectSpec,
+  cause: unknown,
+  fallbackCode = "ECONNREFUSED",
+): SocketConnectError {
+  let code = errnoCode(cause, fallbackCode);
+  // Bun reports DNS failures with getaddrinfo's names.
+  if (code === "DNS_ENOTFOUND" || code === "EAI_NONAME" || code === "ENOENT_DNS") code = "ENOTFOUND";
+  return new SocketConnectError({
+    code,
+    reason: code.toLowerCase(),
+    info: errnoInfo(code),
+    transport: spec.transport.name,
+    host: spec.host,
+    port: spec.port,
+    cause,
+  });
+}
+
+/** Why a connector's `init` refused to start, as an Error. */
+export function initFailure(reason: ExitReason): Error {
+  if (reason instanceof Error) return reason;
+  return new SockerlError(`Connector init stopped: ${describeReason(reason)}`, {
+    code: reason === "normal" ? "ERR_INIT_CLOSED" : "ERR_INIT_STOP",
+    reason,
+  });
+}
+
+/**
+ * Connects once and runs `init`. Resolves with the running connection, `undefined` when `init`
+ * returned "ignore"; rejects with {@link SocketConnectError} (connect failed or timed out) or the
+ * reason `init` failed with.
+ */
+export function connectOnce(
+  spec: ConnectSpec,
+  owner: ConnectionOwner | undefined,
+): Promise<ConnectionProcess | undefined> {
+  const conn = new ConnectionProcess(
+    spec.handler,
+    spec.init,
+    spec.settings,
+    spec.transport,
+    owner,
+    false,
+    spec.host,
+    spec.port,
+  );
+  return new Promise((resolve, reject) => {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    let settled = false;
+    const fail = (error: Error): void => {
+      if (settled) return;
+      settled = true;
+      if (timer !== undefined) clearTimeout(timer);
+      reject(error);
+    };
+    conn.onStarted((ok, reason) => {
+      if (timer !== undefined) clearTimeout(timer);
+      if (settled) return;
+      settled = true;
+      if (ok) resolve(conn);
+      else if (conn.ignored) resolve(undefined);
+      else reject(initFailure(reason));
+    });
+    if (spec.connectTimeout !== Number.POSITIVE_INFINITY) {
+      timer = setTimeout(() => {
+        timer = undefined;
+        if (conn.attached) return; // connected: init (or the handshake, with its own timeout) is running
+        conn.detach(); // a socket that opens later is reset by the connection's open handler
+        fail(
+          new SocketConnectError({
+            code: "ETIMEDOUT",
+            reason: "etimedout",
+            info: `connection timed out after ${spec.connectTimeout} ms`,
+            transport: spec.transport.name,
+            host: spec.host,
+            port: spec.port,
+          }),
+        );
+      }, spec.connectTimeout);
+    }
+    let pending: Promise<unknown>;
+    try {
+      pending = spec.transport.connect({
+        hostname: spec.host,
+        port: spec.port,
+        events: ConnectionProcess.EVENTS,
+        data: conn,
+      });
+    } catch (error) {
+      conn.detach();
+      fail(connectError(spec, error));
+      return;
+    }
+    pending.then(
+      (socket) => {
+        // Bun usually fires `open` before this; attach here in case a transport does not.
+        if (!settled && !conn.attached && conn.alive) conn.attachSocket(socket as never);
+      },
+      (error) => {
+        conn.detach();
+        fail(connectError(spec, error));
+      },
+    );
+  });
+}
+
+/** Validates connector options into a spec. */
+export function connectSpec(
+  handler: unknown,
+  init: unknown,
+  host: unknown,
+  port: unknown,
+  record: Record<string, unknown>,
+): ConnectSpec {
+  handlerArgument(handler);
+  if (typeof host !== "string" || host.length === 0)
+    throw new ArgumentError("host", "a non-empty string", host);
+  return {
+    handler: handler as Handler<unknown, unknown>,
+    init,
+    settings: connectionSettings(record),
+    transport: transportOption(record.transport),
+    host,
+    port: portArgument(port),
+    connectTimeout: milliseconds("connectTimeout", record.connectTimeout, DEFAULT_CONNECT_TIMEOUT),
+  };
+}
+
+/** Owner of a lone, named connector: frees the name when it ends. */
+class NamedConnector implements ConnectionOwner {
+  constructor(readonly name: string) {}
+  childLeaving(child: ConnectionProcess): void {
+    unregister(this.name, child);
+  }
+  childExited(): void {}
+}
+
+/**
+ * Connects to `host:port` and runs `init`. Resolves with the connection handle (a process like a
+ * server connection), or `undefined` when `init` returns "ignore". Rejects with
+ * {@link SocketConnectError} (`code` `ECONNREFUSED`, `ETIMEDOUT`, `ENOTFOUND`, …).
+ *
+ * @example
+ * const conn = await startConnector(handler, undefined, "127.0.0.1", 8080, { connectTimeout: 1000 });
+ * await conn?.call("ping");
+ */
+export async function startConnector<S = undefined, I = unknown>(
+  handler: Handler<S, I>,
+  init: I,
+  host: string,
+  port: number,
+  options?: ConnectorOptions,
+): Promise<Connection | undefined> {
+  const record = checkOptionKeys(options, CONNECTOR_KEYS);
+  const spec = connectSpec(handler, init, host, port, record);
+  const name = record.name === undefined ? undefined : stringOption("name", record.name, "");
+  const owner = name === undefined ? undefined : new NamedConnector(name);
+  if (name !== undefined) {
+    // Reserve the name now so a clash fails before connecting.
+    const placeholder = {};
+    register(name, placeholder);
+    unregister(name, placeholder);
+  }
+  const conn = await connectOnce(spec, owner);
+  if (conn !== undefined && name !== undefined && conn.alive) register(name, conn);
+  return conn;
+}

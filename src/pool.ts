@@ -1,0 +1,260 @@
+/**
+ * Connector pools: N connectors per address, each a child with its own restart-plan track. A child
+ * that exits (or fails to connect) goes through the plan: `{ restart: ms }` reconnects and runs `init`
+ * again, `"delete"` forgets it, `"wait"` keeps it idle, `"stop"` ends the pool.
+ *
+ * ```text
+ *   Pool ── slot 1..N ── connectOnce ──► running ConnectionProcess
+ *              ▲              │ fails               │ exits (reason)
+ *              │              ▼                     ▼
+ *              └── restart ◄── RestartPlan.decide(track, reason, slot id)
+ *                    (timer)        ├─ delete: slot removed
+ *                                   ├─ wait:   slot kept, not running
+ *                                   └─ stop:   every child gets terminate("shutdown"); `exited` resolves
+ * ```
+ *
+ * @module
+ */
+import type { ConnectionOwner, ConnectionProcess } from "./connection.ts";
+import { type ConnectSpec, connectOnce, connectSpec } from "./connector.ts";
+import { ArgumentError, describeReason } from "./errors.ts";
+import type { Connection, ExitReason, Handler } from "./handler.ts";
+import {
+  booleanOption,
+  checkOptionKeys,
+  POOL_KEYS,
+  type PoolOptions,
+  positiveInteger,
+  stringOption,
+} from "./options.ts";
+import { register, unregister } from "./registry.ts";
+import { type PlanTrack, RestartPlan } from "./supervisor.ts";
+import { emit } from "./trace.ts";
+
+/** One child of a pool: an address, a plan track and (while running) a connection. */
+class Slot implements ConnectionOwner {
+  conn: ConnectionProcess | undefined = undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  readonly track: PlanTrack;
+  constructor(
+    readonly id: number,
+    public spec: ConnectSpec,
+    plan: RestartPlan,
+    readonly pool: Pool<unknown, unknown>,
+  ) {
+    this.track = plan.track();
+  }
+
+  childStarted(child: ConnectionProcess): void {
+    this.conn = child;
+  }
+
+  childLeaving(child: ConnectionProcess): void {
+    if (this.conn === child) this.conn = undefined;
+  }
+
+  childExited(_child: ConnectionProcess, reason: ExitReason, started: boolean): void {
+    // A start failure rejects connectOnce, whose caller runs the plan.
+    if (started) this.pool.decide(this, reason);
+  }
+}
+
+/**
+ * A running connector pool. Get one from {@link startConnectorPool}.
+ */
+export class Pool<S = unknown, I = unknown> {
+  readonly name: string | undefined;
+  #base: Omit<ConnectSpec, "host" | "port">;
+  #plan: RestartPlan;
+  #slots = new Map<number, Slot>();
+  #nextSlot = 1;
+  #stopping: Promise<void> | undefined = undefined;
+  #exited: Promise<ExitReason>;
+  #resolveExited!: (reason: ExitReason) => void;
+
+  /** @internal Use {@link startConnectorPool}. */
+  constructor(base: Omit<ConnectSpec, "host" | "port">, plan: RestartPlan, name: string | undefined) {
+    this.#base = base;
+    this.#plan = plan;
+    this.name = name;
+    this.#exited = new Promise((resolve) => {
+      this.#resolveExited = resolve;
+    });
+  }
+
+  /** Live connectors as `[id, connection]` pairs (restarting and waiting ones are left out). */
+  connections(): Array<[id: number, connection: Connection]> {
+    const list: Array<[number, Connection]> = [];
+    for (const slot of this.#slots.values()) if (slot.conn !== undefined) list.push([slot.id, slot.conn]);
+    return list;
+  }
+
+  /** @internal Live connection processes (sys targets). */
+  processes(): ConnectionProcess[] {
+    const list: ConnectionProcess[] = [];
+    for (const slot of this.#slots.values()) if (slot.conn !== undefined) list.push(slot.conn);
+    return list;
+  }
+
+  /** @internal Swaps the handler for future (re)connects (sys.changeCode). */
+  setHandler(handler: Handler<S, I>): void {
+    this.#base = { ...this.#base, handler: handler as Handler<unknown, unknown> };
+    for (const slot of this.#slots.values())
+      slot.spec = { ...slot.spec, handler: handler as Handler<unknown, unknown> };
+  }
+
+  /** @internal Creates a slot and makes its first connect attempt. */
+  async startSlot(host: string, port: number, watchdog: boolean): Promise<ConnectionProcess | undefined> {
+    const slot = new Slot(
+      this.#nextSlot++,
+      { ...this.#base, host, port },
+      this.#plan,
+      this as Pool<unknown, unknown>,
+    );
+    this.#slots.set(slot.id, slot);
+    try {
+      return await this.#connect(slot);
+    } catch (error) {
+      if (!watchdog) this.#slots.delete(slot.id);
+      else this.decide(slot, error);
+      throw error;
+    }
+  }
+
+  async #connect(slot: Slot): Promise<ConnectionProcess | undefined> {
+    const conn = await connectOnce(slot.spec, slot);
+    if (conn === undefined) {
+      // init returned "ignore": the child is done, normally.
+      this.decide(slot, "normal");
+      return undefined;
+    }
+    if (this.#stopping !== undefined || !this.#slots.has(slot.id)) {
+      await conn.shutdown("shutdown");
+      return conn;
+    }
+    return conn;
+  }
+
+  /** @internal Runs the plan for one exit (or failed connect) of `slot`. */
+  decide(slot: Slot, reason: ExitReason): void {
+    if (this.#stopping !== undefined || !this.#slots.has(slot.id)) return;
+    const decision = this.#plan.decide(slot.track, reason, slot.id);
+    switch (decision.action) {
+      case "restart":
+        slot.timer = setTimeout(() => {
+          slot.timer = undefined;
+          if (this.#stopping !== undefined || !this.#slots.has(slot.id)) return;
+          this.#connect(slot).catch((error: unknown) => this.decide(slot, error));
+        }, decision.delayMs);
+        return;
+      case "delete":
+        this.#slots.delete(slot.id);
+        return;
+      case "wait":
+        return;
+      case "stop":
+        void this.#end(decision.reason);
+        return;
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Starts one more connector to `host:port` (under the pool's plan); resolves once it is connected. */
+  async addConnector(host: string, port: number): Promise<Connection> {
+    if (this.#stopping !== undefined) throw new ArgumentError("pool", "a running pool", "stopped");
+    const conn = await this.startSlot(host, port, false);
+    if (conn === undefined)
+      throw new ArgumentError("init", 'not to return "ignore" for addConnector', "ignore");
+    return conn;
+  }
+
+  /** Stops the pool: every connector gets `terminate("shutdown")`; resolves once all have ended. */
+  stop(reason: ExitReason = "normal"): Promise<void> {
+    return this.#end(reason);
+  }
+
+  /** Resolves with the reason the pool ended. */
+  get exited(): Promise<ExitReason> {
+    return this.#exited;
+  }
+
+  #end(reason: ExitReason): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    this.#stopping = (async () => {
+      unregister(this.name, this);
+      const children: ConnectionProcess[] = [];
+      for (const slot of this.#slots.values()) {
+        if (slot.timer !== undefined) clearTimeout(slot.timer);
+        if (slot.conn !== undefined) children.push(slot.conn);
+      }
+      await Promise.all(children.map((c) => c.shutdown("shutdown")));
+      this.#slots.clear();
+      if (reason !== "normal" && reason !== "shutdown") {
+        emit(
+          `** Sockerl pool ${this.name ?? ""} terminating\n** Reason for termination == ${describeReason(reason)}`,
+        );
+      }
+      this.#resolveExited(reason);
+    })();
+    return this.#stopping;
+  }
+}
+
+/**
+ * Starts `connectorCount` connectors (default 1) to each `[host, port]`. Resolves once every initial
+ * connector is connected; rejects with the first failure (the started ones are stopped). With
+ * `watchdog: true` it resolves once each has had its first try, and failed ones follow the plan.
+ *
+ * @example
+ * const pool = await startConnectorPool(handler, undefined, [["127.0.0.1", port]], {
+ *   connectorCount: 5, plan: [{ restart: 500 }], planCount: Infinity, watchdog: true,
+ * });
+ */
+export async function startConnectorPool<S = undefined, I = unknown>(
+  handler: Handler<S, I>,
+  init: I,
+  addresses: ReadonlyArray<readonly [host: string, port: number]>,
+  options?: PoolOptions,
+): Promise<Pool<S, I>> {
+  const record = checkOptionKeys(options, POOL_KEYS);
+  if (!Array.isArray(addresses))
+    throw new ArgumentError("addresses", "an array of [host, port] pairs", addresses);
+  const specs = addresses.map((address, i) => {
+    if (!Array.isArray(address) || address.length !== 2) {
+      throw new ArgumentError(`addresses[${i}]`, "a [host, port] pair", address);
+    }
+    return connectSpec(handler, init, address[0], address[1], record);
+  });
+  const count = positiveInteger("connectorCount", record.connectorCount, 1);
+  const watchdog = booleanOption("watchdog", record.watchdog, false);
+  const plan = new RestartPlan(record.plan as never, record.planCount as number | undefined);
+  const name = record.name === undefined ? undefined : stringOption("name", record.name, "");
+  const first = specs[0];
+  const base = first ?? connectSpec(handler, init, "127.0.0.1", 0, record);
+  const pool = new Pool<S, I>(
+    {
+      handler: base.handler,
+      init,
+      settings: base.settings,
+      transport: base.transport,
+      connectTimeout: base.connectTimeout,
+    },
+    plan,
+    name,
+  );
+  if (name !== undefined) register(name, pool);
+  const attempts: Promise<unknown>[] = [];
+  for (const spec of specs) {
+    for (let i = 0; i < count; i++) attempts.push(pool.startSlot(spec.host, spec.port, watchdog));
+  }
+  const results = await Promise.allSettled(attempts);
+  if (!watchdog) {
+    const failed = results.find((r) => r.status === "rejected");
+    if (failed !== undefined) {
+      await pool.stop("shutdown");
+      throw (failed as PromiseRejectedResult).reason;
+    }
+  }
+  return pool;
+}
