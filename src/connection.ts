@@ -139,6 +139,65 @@ const CB_DISCONNECT = 6;
 const CB_TIMEOUT = 7;
 const CB_SRTIMEOUT = 8;
 
+// `#flags` layout.
+const PHASE_MASK = 0b11;
+const F_UTF8 = 1 << 2;
+const F_RAW_ACTIVE = 1 << 3;
+const F_PASSIVE = 1 << 4;
+const F_CORKED = 1 << 5;
+const F_WRITE_HELD = 1 << 6;
+const F_PEER_ENDED = 1 << 7;
+const F_SOCKET_CLOSED = 1 << 8;
+const F_DISCONNECT_QUEUED = 1 << 9;
+const F_STARTED = 1 << 10;
+const F_IGNORED = 1 << 11;
+const F_PAUSED = 1 << 12;
+const PAUSE_SHIFT = 13;
+const PAUSE_MASK = 0b1111 << PAUSE_SHIFT;
+const CB_SHIFT = 17;
+const CB_MASK = 0b1111 << CB_SHIFT;
+/** Passive: a packet was just delivered, so a queued event goes next (see `#eventFirst`). */
+const F_EVENT_TURN = 1 << 21;
+
+type Timer = ReturnType<typeof setTimeout>;
+
+/** What all connections of a server (or one connector) share. */
+export interface ConnectionSpec {
+  readonly handler: Handler<unknown, unknown>;
+  readonly init: unknown;
+  readonly settings: ConnectionSettings;
+  /** Whether connections were accepted (TLS server role). */
+  readonly isServer: boolean;
+  /** Connectors: the address connected to. */
+  readonly host?: string | undefined;
+  readonly port?: number | undefined;
+}
+
+/** The rarely used part of a connection, allocated on first use. */
+class Extras {
+  mbHead = 0;
+  length = 0;
+  timeoutMs = Number.POSITIVE_INFINITY;
+  srtimeoutMs = Number.POSITIVE_INFINITY;
+  lastEventAt = 0;
+  timer: Timer | undefined = undefined;
+  srTimer: Timer | undefined = undefined;
+  handshakeTimer: Timer | undefined = undefined;
+  closeTimer: Timer | undefined = undefined;
+  sendTimer: Timer | undefined = undefined;
+  streamDecoder: TextDecoder | undefined = undefined;
+  corkList: Uint8Array[] | undefined = undefined;
+  pendingUpgrade: Transport | undefined = undefined;
+  currentFrom: CallFrom | undefined = undefined;
+  calls: Set<CallFrom> | undefined = undefined;
+  lastMessage: LastMessage | undefined = undefined;
+  exitReason: ExitReason = undefined;
+  exited: Promise<ExitReason> | undefined = undefined;
+  resolveExited: ((reason: ExitReason) => void) | undefined = undefined;
+  stopWaiters: (() => void)[] | undefined = undefined;
+  onStarted: ((ok: boolean, reason: ExitReason) => void) | undefined = undefined;
+}
+
 class MailboxEvent {
   constructor(
     readonly kind: number,
@@ -158,6 +217,40 @@ export function allocateId(): number {
 
 const now = (): number => performance.now();
 const textDecoder = new TextDecoder();
+
+/**
+ * The live children of a server: an array with O(1) removal (the last child moves into the hole),
+ * each child knowing its index. Cheaper per connection than a Map entry.
+ */
+export class ChildList {
+  #items: ConnectionProcess[] = [];
+
+  get size(): number {
+    return this.#items.length;
+  }
+
+  add(child: ConnectionProcess): void {
+    child.listIndex = this.#items.length;
+    this.#items.push(child);
+  }
+
+  delete(child: ConnectionProcess): void {
+    const i = child.listIndex;
+    const items = this.#items;
+    if (i < 0 || items[i] !== child) return;
+    const last = items.pop()!;
+    if (last !== child) {
+      items[i] = last;
+      last.listIndex = i;
+    }
+    child.listIndex = -1;
+  }
+
+  /** A snapshot, oldest first where nothing was removed. */
+  toArray(): ConnectionProcess[] {
+    return this.#items.slice();
+  }
+}
 
 /** A pending `call`: the `From` a handler gets. */
 class CallFrom implements From {
@@ -218,91 +311,288 @@ let nextCallTag = 1;
  */
 export class ConnectionProcess implements Connection, Meta<unknown> {
   readonly id: number;
-  #handler: Handler<unknown, unknown>;
-  #init: unknown;
+  // Memory matters (servers hold 10k+ idle connections): a connection keeps 14 slots. Booleans,
+  // the phase, the pause bits and the last callback are packed into `#flags`; what only some
+  // connections use (timers, calls, exit bookkeeping) lives in `#x`, allocated on first use; what
+  // all connections of a server share (handler, init, settings) lives in one `#spec`. Private
+  // accessors keep the code below written as if they were plain fields.
+  #spec: ConnectionSpec;
   #state: unknown = undefined;
-  #settings: ConnectionSettings;
   #owner: ConnectionOwner | undefined;
   #transport: Transport;
   #socket: TransportSocket | undefined = undefined;
-  readonly isServer: boolean;
-  #host: string | undefined;
-  #port: number | undefined;
-
-  #phase = STARTING;
+  #flags: number;
   #gate = G_NOT_RUNNING;
-  #pause = 0;
-  #paused = false;
   #mailbox: MailboxEvent[] | undefined = undefined;
-  #mbHead = 0;
-
-  #framing: PacketFraming;
-  #utf8: boolean;
   #decoder: FrameDecoder | undefined = undefined;
-  #streamDecoder: TextDecoder | undefined = undefined;
-  /** active && raw && bytes: packets go straight from Bun to the handler. */
-  #rawActive: boolean;
-  #passive: boolean;
-  #length = 0;
-
   #out: OutboundQueue | undefined = undefined;
   #cork: Uint8Array | undefined = undefined;
-  #corkList: Uint8Array[] | undefined = undefined;
-  #corked = false;
-  #writeHeld = false;
-  #pendingUpgrade: Transport | undefined = undefined;
-  #sendTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-
-  #timeoutMs = Number.POSITIVE_INFINITY;
-  #timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #lastEventAt = 0;
-  #srtimeoutMs = Number.POSITIVE_INFINITY;
-  #srTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #handshakeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  #closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-
-  #currentFrom: CallFrom | undefined = undefined;
-  #calls: Set<CallFrom> | undefined = undefined;
-  #lastCallback = 0;
-  #lastMessage: LastMessage | undefined = undefined;
   #dbg: DebugState | undefined;
+  #x: Extras | undefined = undefined;
+  /** @internal Position in the owner's {@link ChildList}. */
+  listIndex = -1;
 
-  #peerEnded = false;
-  #socketClosed = false;
-  #disconnectQueued = false;
-  #started = false;
-  #ignored = false;
-  #exitReason: ExitReason = undefined;
-  #exited: Promise<ExitReason> | undefined = undefined;
-  #resolveExited: ((reason: ExitReason) => void) | undefined = undefined;
-  #stopWaiters: (() => void)[] | undefined = undefined;
-  #onStarted: ((ok: boolean, reason: ExitReason) => void) | undefined = undefined;
-
-  constructor(
-    handler: Handler<unknown, unknown>,
-    init: unknown,
-    settings: ConnectionSettings,
-    transport: Transport,
-    owner: ConnectionOwner | undefined,
-    isServer: boolean,
-    host?: string,
-    port?: number,
-  ) {
+  constructor(spec: ConnectionSpec, transport: Transport, owner: ConnectionOwner | undefined) {
     this.id = nextId++;
-    this.#handler = handler;
-    this.#init = init;
-    this.#settings = settings;
+    this.#spec = spec;
     this.#transport = transport;
     this.#owner = owner;
-    this.isServer = isServer;
-    this.#host = host;
-    this.#port = port;
-    this.#framing = settings.framing;
-    this.#utf8 = settings.utf8;
-    this.#passive = settings.mode === "passive";
-    this.#rawActive = !this.#passive && this.#framing === "raw" && !this.#utf8;
+    const settings = spec.settings;
+    const passive = settings.mode === "passive";
+    this.#flags =
+      STARTING |
+      (settings.utf8 ? F_UTF8 : 0) |
+      (passive ? F_PASSIVE : 0) |
+      (!passive && settings.framing === "raw" && !settings.utf8 ? F_RAW_ACTIVE : 0);
     this.#dbg = settings.debug.length === 0 ? undefined : debugStateFor(settings.debug);
-    if (this.#framing !== "raw") this.#decoder = new FrameDecoder(this.#framing, settings.maxPacketSize);
+    if (settings.framing !== "raw")
+      this.#decoder = new FrameDecoder(settings.framing, settings.maxPacketSize);
+  }
+
+  #ext(): Extras {
+    let x = this.#x;
+    if (x === undefined) x = this.#x = new Extras();
+    return x;
+  }
+
+  #flag(bit: number, on: boolean): void {
+    this.#flags = on ? this.#flags | bit : this.#flags & ~bit;
+  }
+
+  // Packed and shared fields.
+  get #phase(): number {
+    return this.#flags & PHASE_MASK;
+  }
+  set #phase(phase: number) {
+    this.#flags = (this.#flags & ~PHASE_MASK) | phase;
+  }
+  get #pause(): number {
+    return (this.#flags & PAUSE_MASK) >> PAUSE_SHIFT;
+  }
+  set #pause(bits: number) {
+    this.#flags = (this.#flags & ~PAUSE_MASK) | (bits << PAUSE_SHIFT);
+  }
+  get #paused(): boolean {
+    return (this.#flags & F_PAUSED) !== 0;
+  }
+  set #paused(on: boolean) {
+    this.#flag(F_PAUSED, on);
+  }
+  get #lastCallback(): number {
+    return (this.#flags & CB_MASK) >> CB_SHIFT;
+  }
+  set #lastCallback(callback: number) {
+    this.#flags = (this.#flags & ~CB_MASK) | (callback << CB_SHIFT);
+  }
+  get #utf8(): boolean {
+    return (this.#flags & F_UTF8) !== 0;
+  }
+  get #rawActive(): boolean {
+    return (this.#flags & F_RAW_ACTIVE) !== 0;
+  }
+  set #rawActive(on: boolean) {
+    this.#flag(F_RAW_ACTIVE, on);
+  }
+  get #passive(): boolean {
+    return (this.#flags & F_PASSIVE) !== 0;
+  }
+  set #passive(on: boolean) {
+    this.#flag(F_PASSIVE, on);
+  }
+  get #corked(): boolean {
+    return (this.#flags & F_CORKED) !== 0;
+  }
+  set #corked(on: boolean) {
+    this.#flag(F_CORKED, on);
+  }
+  get #writeHeld(): boolean {
+    return (this.#flags & F_WRITE_HELD) !== 0;
+  }
+  set #writeHeld(on: boolean) {
+    this.#flag(F_WRITE_HELD, on);
+  }
+  get #peerEnded(): boolean {
+    return (this.#flags & F_PEER_ENDED) !== 0;
+  }
+  set #peerEnded(on: boolean) {
+    this.#flag(F_PEER_ENDED, on);
+  }
+  get #socketClosed(): boolean {
+    return (this.#flags & F_SOCKET_CLOSED) !== 0;
+  }
+  set #socketClosed(on: boolean) {
+    this.#flag(F_SOCKET_CLOSED, on);
+  }
+  get #disconnectQueued(): boolean {
+    return (this.#flags & F_DISCONNECT_QUEUED) !== 0;
+  }
+  set #disconnectQueued(on: boolean) {
+    this.#flag(F_DISCONNECT_QUEUED, on);
+  }
+  get #started(): boolean {
+    return (this.#flags & F_STARTED) !== 0;
+  }
+  set #started(on: boolean) {
+    this.#flag(F_STARTED, on);
+  }
+  get #ignored(): boolean {
+    return (this.#flags & F_IGNORED) !== 0;
+  }
+  set #ignored(on: boolean) {
+    this.#flag(F_IGNORED, on);
+  }
+  get #handler(): Handler<unknown, unknown> {
+    return this.#spec.handler;
+  }
+  set #handler(handler: Handler<unknown, unknown>) {
+    this.#spec = { ...this.#spec, handler };
+  }
+  get #init(): unknown {
+    return this.#spec.init;
+  }
+  get #settings(): ConnectionSettings {
+    return this.#spec.settings;
+  }
+  get #framing(): PacketFraming {
+    return this.#spec.settings.framing;
+  }
+  get #host(): string | undefined {
+    return this.#spec.host;
+  }
+  get #port(): number | undefined {
+    return this.#spec.port;
+  }
+  /** Whether this side accepted the connection. */
+  get isServer(): boolean {
+    return this.#spec.isServer;
+  }
+
+  // Fields kept in `#x`: reading never allocates; writing allocates unless it writes the default.
+  get #mbHead(): number {
+    return this.#x?.mbHead ?? 0;
+  }
+  set #mbHead(head: number) {
+    if (head !== 0 || this.#x !== undefined) this.#ext().mbHead = head;
+  }
+  get #streamDecoder(): TextDecoder | undefined {
+    return this.#x?.streamDecoder;
+  }
+  set #streamDecoder(decoder: TextDecoder | undefined) {
+    this.#ext().streamDecoder = decoder;
+  }
+  get #length(): number {
+    return this.#x?.length ?? 0;
+  }
+  set #length(length: number) {
+    if (length !== 0 || this.#x !== undefined) this.#ext().length = length;
+  }
+  get #corkList(): Uint8Array[] | undefined {
+    return this.#x?.corkList;
+  }
+  set #corkList(list: Uint8Array[] | undefined) {
+    if (list !== undefined || this.#x !== undefined) this.#ext().corkList = list;
+  }
+  get #pendingUpgrade(): Transport | undefined {
+    return this.#x?.pendingUpgrade;
+  }
+  set #pendingUpgrade(transport: Transport | undefined) {
+    if (transport !== undefined || this.#x !== undefined) this.#ext().pendingUpgrade = transport;
+  }
+  get #sendTimer(): Timer | undefined {
+    return this.#x?.sendTimer;
+  }
+  set #sendTimer(timer: Timer | undefined) {
+    if (timer !== undefined || this.#x !== undefined) this.#ext().sendTimer = timer;
+  }
+  get #timeoutMs(): number {
+    return this.#x?.timeoutMs ?? Number.POSITIVE_INFINITY;
+  }
+  set #timeoutMs(ms: number) {
+    if (ms !== Number.POSITIVE_INFINITY || this.#x !== undefined) this.#ext().timeoutMs = ms;
+  }
+  get #timer(): Timer | undefined {
+    return this.#x?.timer;
+  }
+  set #timer(timer: Timer | undefined) {
+    if (timer !== undefined || this.#x !== undefined) this.#ext().timer = timer;
+  }
+  get #lastEventAt(): number {
+    return this.#x?.lastEventAt ?? 0;
+  }
+  set #lastEventAt(at: number) {
+    this.#ext().lastEventAt = at;
+  }
+  get #srtimeoutMs(): number {
+    return this.#x?.srtimeoutMs ?? Number.POSITIVE_INFINITY;
+  }
+  set #srtimeoutMs(ms: number) {
+    if (ms !== Number.POSITIVE_INFINITY || this.#x !== undefined) this.#ext().srtimeoutMs = ms;
+  }
+  get #srTimer(): Timer | undefined {
+    return this.#x?.srTimer;
+  }
+  set #srTimer(timer: Timer | undefined) {
+    if (timer !== undefined || this.#x !== undefined) this.#ext().srTimer = timer;
+  }
+  get #handshakeTimer(): Timer | undefined {
+    return this.#x?.handshakeTimer;
+  }
+  set #handshakeTimer(timer: Timer | undefined) {
+    if (timer !== undefined || this.#x !== undefined) this.#ext().handshakeTimer = timer;
+  }
+  get #closeTimer(): Timer | undefined {
+    return this.#x?.closeTimer;
+  }
+  set #closeTimer(timer: Timer | undefined) {
+    if (timer !== undefined || this.#x !== undefined) this.#ext().closeTimer = timer;
+  }
+  get #currentFrom(): CallFrom | undefined {
+    return this.#x?.currentFrom;
+  }
+  set #currentFrom(from: CallFrom | undefined) {
+    if (from !== undefined || this.#x !== undefined) this.#ext().currentFrom = from;
+  }
+  get #calls(): Set<CallFrom> | undefined {
+    return this.#x?.calls;
+  }
+  set #calls(calls: Set<CallFrom> | undefined) {
+    if (calls !== undefined || this.#x !== undefined) this.#ext().calls = calls;
+  }
+  get #lastMessage(): LastMessage | undefined {
+    return this.#x?.lastMessage;
+  }
+  set #lastMessage(message: LastMessage | undefined) {
+    if (message !== undefined || this.#x !== undefined) this.#ext().lastMessage = message;
+  }
+  get #exitReason(): ExitReason {
+    return this.#x?.exitReason;
+  }
+  set #exitReason(reason: ExitReason) {
+    if (reason !== undefined || this.#x !== undefined) this.#ext().exitReason = reason;
+  }
+  get #exited(): Promise<ExitReason> | undefined {
+    return this.#x?.exited;
+  }
+  set #exited(promise: Promise<ExitReason> | undefined) {
+    if (promise !== undefined || this.#x !== undefined) this.#ext().exited = promise;
+  }
+  get #resolveExited(): ((reason: ExitReason) => void) | undefined {
+    return this.#x?.resolveExited;
+  }
+  set #resolveExited(resolve: ((reason: ExitReason) => void) | undefined) {
+    if (resolve !== undefined || this.#x !== undefined) this.#ext().resolveExited = resolve;
+  }
+  get #stopWaiters(): (() => void)[] | undefined {
+    return this.#x?.stopWaiters;
+  }
+  set #stopWaiters(waiters: (() => void)[] | undefined) {
+    if (waiters !== undefined || this.#x !== undefined) this.#ext().stopWaiters = waiters;
+  }
+  get #onStarted(): ((ok: boolean, reason: ExitReason) => void) | undefined {
+    return this.#x?.onStarted;
+  }
+  set #onStarted(callback: ((ok: boolean, reason: ExitReason) => void) | undefined) {
+    if (callback !== undefined || this.#x !== undefined) this.#ext().onStarted = callback;
   }
 
   // ---------------------------------------------------------------- Bun socket events
@@ -546,7 +836,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   #run(): void {
     while (this.#gate === 0) {
       const decoder = this.#decoder;
-      if (decoder !== undefined && decoder.buffered > 0) {
+      if (decoder !== undefined && decoder.buffered > 0 && !this.#eventFirst()) {
         let frame: Uint8Array | undefined;
         try {
           frame = this.#passive && this.#framing === "raw" ? decoder.take(this.#length) : decoder.next();
@@ -558,10 +848,12 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
           if (this.#decoder === decoder && decoder.buffered === 0 && this.#framing === "raw") {
             this.#decoder = undefined; // back to the fast path
           }
+          this.#flag(F_EVENT_TURN, this.#passive);
           this.#dispatchPacket(frame);
           continue;
         }
       }
+      this.#flags &= ~F_EVENT_TURN;
       const mailbox = this.#mailbox;
       if (mailbox === undefined) break;
       const event = mailbox[this.#mbHead++]!;
@@ -572,6 +864,18 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       this.#dispatchEvent(event);
     }
     if (this.#gate === 0) this.#idle();
+  }
+
+  /**
+   * Whether the next mailbox event goes before the buffered bytes: a stop (server shutdown) always
+   * does; in passive mode one event goes between reads (SockErl's loop), so a backlog handled by a slow
+   * handler never starves calls, casts and timeouts. A disconnect always waits for the buffered bytes.
+   */
+  #eventFirst(): boolean {
+    const mailbox = this.#mailbox;
+    if (mailbox === undefined) return false;
+    const kind = mailbox[this.#mbHead]!.kind;
+    return kind === E_STOP || ((this.#flags & F_EVENT_TURN) !== 0 && kind !== E_DISCONNECT);
   }
 
   /** Nothing left to do: read again, and arm the passive receive timeout. */
@@ -604,6 +908,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     if (this.#utf8) {
       if (this.#framing === "raw") {
         packet = (this.#streamDecoder ??= new TextDecoder()).decode(frame, { stream: true });
+        if (packet === "") return; // only part of a character so far: no empty packet
       } else packet = textDecoder.decode(frame);
     }
     const dbg = this.#dbg;
@@ -714,7 +1019,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
         }
         case E_TIMEOUT:
           this.#lastMessage = { type: "timeout", value: undefined };
-          if (this.#dbg !== undefined) this.#trace("timeout");
+          if (this.#dbg !== undefined) this.#trace("got timeout");
           callback = CB_TIMEOUT;
           if (handler.timeout === undefined) {
             this.#eventDone();
@@ -728,7 +1033,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
             return;
           }
           this.#lastMessage = { type: "srtimeout", value: undefined };
-          if (this.#dbg !== undefined) this.#trace("srtimeout");
+          if (this.#dbg !== undefined) this.#trace("got srtimeout");
           callback = CB_SRTIMEOUT;
           if (handler.srtimeout === undefined) {
             this.#eventDone();
@@ -998,8 +1303,10 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     const ms = this.#timeoutMs;
     if (ms === Number.POSITIVE_INFINITY || this.#phase !== RUNNING) return;
     const idleFor = now() - this.#lastEventAt;
-    if ((this.#gate & G_BUSY) !== 0 || idleFor < ms - 1) {
-      this.#timer = setTimeout(() => this.#onTimer(), (this.#gate & G_BUSY) !== 0 ? ms : ms - idleFor);
+    // Busy or suspended (sys.suspend): the connection is not idle, the timeout does not fire.
+    const busy = (this.#gate & (G_BUSY | G_SUSPENDED)) !== 0;
+    if (busy || idleFor < ms - 1) {
+      this.#timer = setTimeout(() => this.#onTimer(), busy ? ms : ms - idleFor);
       return;
     }
     this.#timer = setTimeout(() => this.#onTimer(), ms);
@@ -1040,6 +1347,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
         "a packet must be a string, ArrayBufferView or ArrayBuffer",
       );
     }
+    const size = bytes.length; // statistics count payload bytes, as bytesIn does
     if (this.#framing !== "raw") {
       try {
         bytes = encodeFrame(this.#framing, bytes, this.#settings.maxPacketSize);
@@ -1051,7 +1359,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     if (dbg !== undefined) {
       if (dbg.counters !== undefined) {
         dbg.counters.packetsOut++;
-        dbg.counters.bytesOut += bytes.length;
+        dbg.counters.bytesOut += size;
       }
       if (dbg.log !== undefined || dbg.trace) this.#trace(`sent packet ${formatTerm(item)}`);
     }
@@ -1213,7 +1521,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     this.#exitReason = reason;
     this.#clearTimers();
     this.#owner?.childLeaving(this);
-    if (this.#dbg !== undefined) this.#trace(`terminating with reason ${formatTerm(reason)}`);
+    if (this.#dbg !== undefined) this.#trace(`terminating with reason ${describeReason(reason)}`);
     const terminate = started && !quiet ? this.#handler.terminate : undefined;
     if (terminate !== undefined) {
       this.#corked = false;
@@ -1244,6 +1552,8 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       emit(
         `** Sockerl connector <${this.id}> terminating\n** Reason for termination == ${describeReason(finalReason)}\n** State == ${formatTerm(this.#state)}`,
       );
+      // With the `log` option, the last events follow the report (Erlang's sys:print_log).
+      if (this.#dbg?.log !== undefined) for (const line of this.#dbg.logLines()) emit(line);
     }
     // Whatever is still queued will never be handled.
     const mailbox = this.#mailbox;
@@ -1504,7 +1814,9 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     if (this.#phase >= EXITING) return Promise.reject(new NoProcError(this.id));
     return new Promise<T>((resolve, reject) => {
       const request: SysRequest = { resolve: resolve as (value: unknown) => void, reject };
-      this.#post(E_SYS, fn, request);
+      // As in Erlang, a suspended process still serves system requests (replaceState, changeCode).
+      if (this.#gate === G_SUSPENDED) this.#dispatchEvent(new MailboxEvent(E_SYS, fn, request));
+      else this.#post(E_SYS, fn, request);
     });
   }
 
@@ -1514,10 +1826,24 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     return this.#state;
   }
 
+  /**
+   * sys.changeCode on a connection whose `init` has not begun (held by a sleeping acceptor, in its TLS
+   * handshake, connecting): it will start with `handler`, and there is no state to migrate. Returns
+   * false once `init` has begun (then use {@link changeCodeNow} through {@link sys}).
+   */
+  swapHandlerBeforeStart(handler: Handler<unknown, unknown>): boolean {
+    if (this.#phase !== STARTING || (this.#gate & G_BUSY) !== 0) return false;
+    this.#handler = handler;
+    return true;
+  }
+
   /** sys.changeCode: swap the handler and run `codeChange` (inside a sys request). */
   async changeCodeNow(handler: Handler<unknown, unknown>, oldVsn: unknown, extra: unknown): Promise<void> {
+    // A codeChange that throws leaves the old handler and state in place.
+    const state =
+      handler.codeChange === undefined ? this.#state : await handler.codeChange(oldVsn, this.#state, extra);
     this.#handler = handler;
-    if (handler.codeChange !== undefined) this.#state = await handler.codeChange(oldVsn, this.#state, extra);
+    this.#state = state;
   }
 
   /** sys.suspend / sys.resume. */
@@ -1544,18 +1870,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   }
 
   statistics(): Statistics | undefined {
-    const c = this.#dbg?.counters;
-    if (c === undefined) return undefined;
-    return {
-      startTime: c.startTime,
-      packetsIn: c.packetsIn,
-      bytesIn: c.bytesIn,
-      packetsOut: c.packetsOut,
-      bytesOut: c.bytesOut,
-      calls: c.calls,
-      casts: c.casts,
-      queueLength: this.queueLength,
-    };
+    return this.#dbg?.counters?.snapshot(this.queueLength);
   }
 
   /** Events waiting in the mailbox. */
@@ -1609,9 +1924,12 @@ const DETACHED_SETTINGS: ConnectionSettings = {
   options: {},
 };
 const DETACHED = new ConnectionProcess(
-  { init: () => undefined, handlePacket: () => undefined },
-  undefined,
-  DETACHED_SETTINGS,
+  {
+    handler: { init: () => undefined, handlePacket: () => undefined },
+    init: undefined,
+    settings: DETACHED_SETTINGS,
+    isServer: false,
+  },
   {
     name: "detached",
     secure: false,
@@ -1621,7 +1939,6 @@ const DETACHED = new ConnectionProcess(
     connect: () => Promise.reject(new Error("detached")),
   },
   undefined,
-  false,
 );
 DETACHED.detach();
 

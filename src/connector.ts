@@ -82,14 +82,16 @@ export function connectOnce(
   owner: ConnectionOwner | undefined,
 ): Promise<ConnectionProcess | undefined> {
   const conn = new ConnectionProcess(
-    spec.handler,
-    spec.init,
-    spec.settings,
+    {
+      handler: spec.handler,
+      init: spec.init,
+      settings: spec.settings,
+      isServer: false,
+      host: spec.host,
+      port: spec.port,
+    },
     spec.transport,
     owner,
-    false,
-    spec.host,
-    spec.port,
   );
   return new Promise((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;

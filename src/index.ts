@@ -69,6 +69,7 @@ export { Pool, startConnectorPool } from "./pool.ts";
 export { whereis } from "./registry.ts";
 export { Server, startServer } from "./server.ts";
 export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";
+export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";
 export type { DebugOption, Statistics, TraceSink } from "./trace.ts";
 export {
   type ConnectRequest,

@@ -17,24 +17,27 @@
  */
 import type { ConnectionOwner, ConnectionProcess } from "./connection.ts";
 import { type ConnectSpec, connectOnce, connectSpec } from "./connector.ts";
-import { ArgumentError, describeReason } from "./errors.ts";
+import { ArgumentError, describeReason, NoProcError } from "./errors.ts";
 import type { Connection, ExitReason, Handler } from "./handler.ts";
 import {
   booleanOption,
   checkOptionKeys,
   POOL_KEYS,
   type PoolOptions,
+  portArgument,
   positiveInteger,
   stringOption,
 } from "./options.ts";
 import { register, unregister } from "./registry.ts";
 import { type PlanTrack, RestartPlan } from "./supervisor.ts";
-import { emit } from "./trace.ts";
+import { type DebugOption, emit } from "./trace.ts";
 
 /** One child of a pool: an address, a plan track and (while running) a connection. */
 class Slot implements ConnectionOwner {
   conn: ConnectionProcess | undefined = undefined;
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  /** The connect (and init) in flight, awaited by a stopping pool. */
+  connecting: Promise<ConnectionProcess | undefined> | undefined = undefined;
   readonly track: PlanTrack;
   constructor(
     readonly id: number,
@@ -103,6 +106,14 @@ export class Pool<S = unknown, I = unknown> {
       slot.spec = { ...slot.spec, handler: handler as Handler<unknown, unknown> };
   }
 
+  /** @internal Switches a debug option for connectors (re)started from now on (sys on a whole pool). */
+  setConnectorDebug(option: DebugOption, on: boolean): void {
+    const debug = this.#base.settings.debug.filter((o) => o !== option);
+    if (on) debug.push(option);
+    this.#base = { ...this.#base, settings: { ...this.#base.settings, debug } };
+    for (const slot of this.#slots.values()) slot.spec = { ...slot.spec, settings: this.#base.settings };
+  }
+
   /** @internal Creates a slot and makes its first connect attempt. */
   async startSlot(host: string, port: number, watchdog: boolean): Promise<ConnectionProcess | undefined> {
     const slot = new Slot(
@@ -122,7 +133,14 @@ export class Pool<S = unknown, I = unknown> {
   }
 
   async #connect(slot: Slot): Promise<ConnectionProcess | undefined> {
-    const conn = await connectOnce(slot.spec, slot);
+    const attempt = connectOnce(slot.spec, slot);
+    slot.connecting = attempt;
+    let conn: ConnectionProcess | undefined;
+    try {
+      conn = await attempt;
+    } finally {
+      if (slot.connecting === attempt) slot.connecting = undefined;
+    }
     if (conn === undefined) {
       // init returned "ignore": the child is done, normally.
       this.decide(slot, "normal");
@@ -162,8 +180,10 @@ export class Pool<S = unknown, I = unknown> {
 
   /** Starts one more connector to `host:port` (under the pool's plan); resolves once it is connected. */
   async addConnector(host: string, port: number): Promise<Connection> {
-    if (this.#stopping !== undefined) throw new ArgumentError("pool", "a running pool", "stopped");
-    const conn = await this.startSlot(host, port, false);
+    if (this.#stopping !== undefined) throw new NoProcError(this.name ?? "pool");
+    if (typeof host !== "string" || host.length === 0)
+      throw new ArgumentError("host", "a non-empty string", host);
+    const conn = await this.startSlot(host, portArgument(port), false);
     if (conn === undefined)
       throw new ArgumentError("init", 'not to return "ignore" for addConnector', "ignore");
     return conn;
@@ -181,14 +201,27 @@ export class Pool<S = unknown, I = unknown> {
 
   #end(reason: ExitReason): Promise<void> {
     if (this.#stopping !== undefined) return this.#stopping;
-    this.#stopping = (async () => {
+    // #stopping is set before any child exits: a child that exits synchronously inside shutdown()
+    // must see the pool stopping, else its plan runs and a nested #end resolves `exited` first.
+    const stopped = Promise.withResolvers<void>();
+    this.#stopping = stopped.promise;
+    void (async () => {
       unregister(this.name, this);
-      const children: ConnectionProcess[] = [];
+      const ending: Promise<unknown>[] = [];
       for (const slot of this.#slots.values()) {
         if (slot.timer !== undefined) clearTimeout(slot.timer);
-        if (slot.conn !== undefined) children.push(slot.conn);
+        if (slot.conn !== undefined) ending.push(slot.conn.shutdown("shutdown"));
+        // A connect in flight would start a connector after the pool ended: wait for it, then end it.
+        if (slot.connecting !== undefined) {
+          ending.push(
+            slot.connecting.then(
+              (c) => c?.shutdown("shutdown"),
+              () => undefined,
+            ),
+          );
+        }
       }
-      await Promise.all(children.map((c) => c.shutdown("shutdown")));
+      await Promise.all(ending);
       this.#slots.clear();
       if (reason !== "normal" && reason !== "shutdown") {
         emit(
@@ -196,7 +229,7 @@ export class Pool<S = unknown, I = unknown> {
         );
       }
       this.#resolveExited(reason);
-    })();
+    })().then(stopped.resolve, stopped.reject);
     return this.#stopping;
   }
 }

@@ -18,9 +18,11 @@
  */
 import {
   allocateId,
+  ChildList,
   type ConnectionOwner,
   ConnectionProcess,
   type ConnectionSettings,
+  type ConnectionSpec,
 } from "./connection.ts";
 import {
   BadReturnError,
@@ -47,7 +49,7 @@ import {
 } from "./options.ts";
 import { register, unregister } from "./registry.ts";
 import { RestartPlan } from "./supervisor.ts";
-import { type DebugState, debugStateFor, emit, formatTerm, parseDebugOptions } from "./trace.ts";
+import { type DebugOption, type DebugState, debugStateFor, emit, parseDebugOptions } from "./trace.ts";
 import type { Transport, TransportEvents, TransportListener, TransportSocket } from "./transport.ts";
 
 /** One listening socket and its mode. */
@@ -110,13 +112,16 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
   #handler: Handler<S, I>;
   #init: I;
   #settings: ConnectionSettings;
+  #spec: ConnectionSpec | undefined = undefined;
   #transport: Transport;
   #plan: RestartPlan;
   #maxConnections: number;
   #acceptors: Acceptor[] = [];
-  #conns = new Map<number, ConnectionProcess>();
+  #conns = new ChildList();
   /** Connections waiting for a free slot under maxConnections. */
   #waiting: ConnectionProcess[] = [];
+  /** The acceptor of each connection accepted while that acceptor was traced (for its start failure line). */
+  #tracedBy: WeakMap<ConnectionProcess, Acceptor> | undefined = undefined;
   #ready = false;
   #stopping: Promise<void> | undefined = undefined;
   #exited: Promise<ExitReason>;
@@ -142,6 +147,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
         ? Number.POSITIVE_INFINITY
         : positiveInteger("maxConnections", max, 0);
     this.#handler = handler;
+    this.#spec = undefined;
     this.#init = init;
     for (let i = 1; i <= count; i++) {
       this.#acceptors.push(
@@ -209,8 +215,10 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
       }
       if (result !== undefined) {
         if (typeof result === "object" && result !== null && Object.keys(result).length === 1) {
-          if ("init" in result) this.#init = (result as { init: I }).init;
-          else if ("stop" in result) {
+          if ("init" in result) {
+            this.#init = (result as { init: I }).init;
+            this.#spec = undefined;
+          } else if ("stop" in result) {
             this.#closeListeners();
             const reason = (result as { stop: unknown }).stop;
             throw new SockerlError(`listenInit stopped the server: ${describeReason(reason)}`, {
@@ -261,23 +269,32 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
       socket.terminate();
       return;
     }
-    const conn = new ConnectionProcess(
-      this.#handler as Handler<unknown, unknown>,
-      this.#init,
-      this.#settings,
-      this.#transport,
-      this,
-      true,
-    );
-    if (acceptor.dbg !== undefined) acceptor.trace(`accepted socket ${peerName(socket)}`);
-    const hold = !this.#ready || acceptor.mode === "sleep" || this.#conns.size >= this.#maxConnections;
-    this.#conns.set(conn.id, conn);
+    // One spec object shared by every connection (rebuilt when the handler, init or settings change).
+    const spec = (this.#spec ??= {
+      handler: this.#handler as Handler<unknown, unknown>,
+      init: this.#init,
+      settings: this.#settings,
+      isServer: true,
+    });
+    const conn = new ConnectionProcess(spec, this.#transport, this);
+    if (acceptor.dbg !== undefined) {
+      if (acceptor.dbg.counters !== undefined) acceptor.dbg.counters.accepted++;
+      acceptor.trace(`accepted socket ${peerName(socket)}`);
+      (this.#tracedBy ??= new WeakMap()).set(conn, acceptor);
+    }
+    const hold =
+      !this.#ready ||
+      acceptor.mode === "sleep" ||
+      (this.#maxConnections !== Number.POSITIVE_INFINITY && this.#liveCount() >= this.#maxConnections);
+    this.#conns.add(conn);
+    // Traced before attach: a synchronous init runs (and may fail) inside it.
+    if (!hold && acceptor.dbg !== undefined) {
+      acceptor.trace(`gave socket ${peerName(socket)} to connection handler <${conn.id}>`);
+    }
     conn.attach(socket, hold);
     if (hold) {
       if (this.#ready && acceptor.mode === "accept") this.#waiting.push(conn);
       else acceptor.held.push(conn);
-    } else if (acceptor.dbg !== undefined) {
-      acceptor.trace(`gave socket ${peerName(socket)} to connection handler <${conn.id}>`);
     }
   }
 
@@ -308,7 +325,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
 
   /** @internal */
   childLeaving(child: ConnectionProcess): void {
-    this.#conns.delete(child.id);
+    this.#conns.delete(child);
   }
 
   /** @internal */
@@ -320,14 +337,15 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
     }
     if (this.#stopping !== undefined) return;
     if (!started) {
-      if (!child.ignored && reason !== "normal") {
-        for (const acceptor of this.#acceptors) {
-          if (acceptor.dbg !== undefined) {
-            acceptor.trace(
-              `could not start connection handler <${child.id}> with reason ${formatTerm(reason)}`,
-            );
-            break;
-          }
+      const acceptor = this.#tracedBy?.get(child);
+      if (acceptor?.dbg !== undefined) {
+        const socket = `${child.remoteAddress}:${child.remotePort}`;
+        if (child.ignored) {
+          acceptor.trace(`starting new connection handler <${child.id}> for socket ${socket} was ignored`);
+        } else if (reason !== "normal") {
+          acceptor.trace(
+            `could not start connection handler <${child.id}> for socket ${socket} with reason ${describeReason(reason)}`,
+          );
         }
       }
       return;
@@ -342,8 +360,15 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
   /** Live connections, as `[id, connection]` pairs (`get_server_connections`). */
   connections(): Array<[id: number, connection: Connection]> {
     const list: Array<[number, Connection]> = [];
-    for (const [id, conn] of this.#conns) list.push([id, conn]);
+    const parked = this.#parked();
+    for (const conn of this.#conns.toArray()) if (parked?.has(conn) !== true) list.push([conn.id, conn]);
     return list;
+  }
+
+  /** Connections held by a sleeping acceptor or waiting for a slot: not served yet, so not listed. */
+  #parked(): Set<ConnectionProcess> | undefined {
+    if (this.#waiting.length === 0 && this.#acceptors.every((a) => a.held.length === 0)) return undefined;
+    return new Set([...this.#waiting, ...this.#acceptors.flatMap((a) => a.held)]);
   }
 
   /** Acceptors as `[id, mode]` pairs, ids 1..N (`get_acceptors`). */
@@ -358,7 +383,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
 
   /** @internal The live connection processes. */
   processes(): ConnectionProcess[] {
-    return [...this.#conns.values()];
+    return this.#conns.toArray();
   }
 
   /** Puts every acceptor to sleep: arriving connections are held unserved until wakeup. */
@@ -368,7 +393,24 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
 
   /** Wakes every acceptor: held connections are served in arrival order. */
   wakeupAcceptors(): void {
-    for (const a of this.#acceptors) a.setMode("accept");
+    this.#setAllModes("accept");
+  }
+
+  /**
+   * Sets every acceptor's mode. Waking takes every held connection first and serves them in arrival
+   * order across acceptors (ids grow in accept order), not acceptor by acceptor.
+   */
+  #setAllModes(mode: AcceptorMode): void {
+    const held = mode === "accept" ? this.#acceptors.flatMap((a) => a.held.map((c) => [a, c] as const)) : [];
+    for (const a of this.#acceptors) {
+      if (mode === "accept") a.held = [];
+      a.setMode(mode);
+    }
+    held.sort(([, x], [, y]) => x.id - y.id);
+    for (const [a, conn] of held) {
+      a.held.push(conn);
+      this.serveHeld(a);
+    }
   }
 
   /** The mode all acceptors share, or `[id, mode]` pairs when they differ. */
@@ -382,13 +424,22 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
     const modes = this.acceptorModes();
     if (typeof modes !== "string") return "not_allowed";
     const next: AcceptorMode = modes === "accept" ? "sleep" : "accept";
-    for (const a of this.#acceptors) a.setMode(next);
+    this.#setAllModes(next);
     return next;
   }
 
   /** Swaps the handler for new connections (sys.changeCode on a server). @internal */
   setHandler(handler: Handler<S, I>): void {
     this.#handler = handler;
+    this.#spec = undefined;
+  }
+
+  /** Switches a debug option for connections accepted from now on (sys on a whole server). @internal */
+  setConnectorDebug(option: DebugOption, on: boolean): void {
+    const debug = this.#settings.debug.filter((o) => o !== option);
+    if (on) debug.push(option);
+    this.#settings = { ...this.#settings, debug };
+    this.#spec = undefined;
   }
 
   /**
@@ -406,10 +457,14 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
 
   #end(reason: ExitReason): Promise<void> {
     if (this.#stopping !== undefined) return this.#stopping;
-    this.#stopping = (async () => {
+    // #stopping is set before any child exits: a child that exits synchronously inside shutdown()
+    // must see the server stopping, else its plan runs and a nested #end resolves `exited` first.
+    const stopped = Promise.withResolvers<void>();
+    this.#stopping = stopped.promise;
+    void (async () => {
       this.#closeListeners();
       unregister(this.name, this);
-      const children = [...this.#conns.values()];
+      const children = this.#conns.toArray();
       for (const a of this.#acceptors) a.held = [];
       this.#waiting = [];
       await Promise.all(children.map((c) => c.shutdown("shutdown")));
@@ -419,7 +474,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
         );
       }
       this.#resolveExited(reason);
-    })();
+    })().then(stopped.resolve, stopped.reject);
     return this.#stopping;
   }
 }
