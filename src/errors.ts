@@ -20,7 +20,10 @@ export type SockerlErrorCode =
   | "ERR_SEND_TIMEOUT"
   | "ERR_TLS_HANDSHAKE"
   | "ERR_HANDSHAKE_TIMEOUT"
-  | "ERR_NAME_TAKEN";
+  | "ERR_NAME_TAKEN"
+  | "ERR_INIT_STOP"
+  | "ERR_INIT_CLOSED"
+  | "ERR_LISTEN_INIT_STOP";
 
 /** Base class: `code` is stable, `reason` is a short machine-friendly reason (SockErl style). */
 export class SockerlError extends Error {
