@@ -1709,6 +1709,11 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     });
   }
 
+  /** A draining server or pool tells its children with `handleEvent("shutdown")` (if they have one). */
+  noticeShutdown(): void {
+    if (this.#phase < EXITING && this.#handler.handleEvent !== undefined) this.notify("shutdown");
+  }
+
   get exited(): Promise<ExitReason> {
     if (this.#exited === undefined) {
       if (this.#phase === DEAD) this.#exited = Promise.resolve(this.#exitReason);

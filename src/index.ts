@@ -68,6 +68,7 @@ export type {
 export { Pool, startConnectorPool } from "./pool.ts";
 export { whereis } from "./registry.ts";
 export { Server, startServer } from "./server.ts";
+export { SHUTDOWN_EVENT, type StopOptions } from "./shutdown.ts";
 export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";
 export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";
 export type { DebugOption, Statistics, TraceSink } from "./trace.ts";

@@ -29,6 +29,7 @@ import {
   stringOption,
 } from "./options.ts";
 import { register, unregister } from "./registry.ts";
+import { drainThenShutdown, type StopOptions, stopArguments } from "./shutdown.ts";
 import { type PlanTrack, RestartPlan } from "./supervisor.ts";
 import { type DebugOption, emit } from "./trace.ts";
 
@@ -190,8 +191,14 @@ export class Pool<S = unknown, I = unknown> {
   }
 
   /** Stops the pool: every connector gets `terminate("shutdown")`; resolves once all have ended. */
-  stop(reason: ExitReason = "normal"): Promise<void> {
-    return this.#end(reason);
+  stop(reason?: ExitReason | StopOptions): Promise<void> {
+    let args: { reason: ExitReason; drainMs: number };
+    try {
+      args = stopArguments(reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#end(args.reason, args.drainMs);
   }
 
   /** Resolves with the reason the pool ended. */
@@ -199,7 +206,7 @@ export class Pool<S = unknown, I = unknown> {
     return this.#exited;
   }
 
-  #end(reason: ExitReason): Promise<void> {
+  #end(reason: ExitReason, drainMs = 0): Promise<void> {
     if (this.#stopping !== undefined) return this.#stopping;
     // #stopping is set before any child exits: a child that exits synchronously inside shutdown()
     // must see the pool stopping, else its plan runs and a nested #end resolves `exited` first.
@@ -208,9 +215,10 @@ export class Pool<S = unknown, I = unknown> {
     void (async () => {
       unregister(this.name, this);
       const ending: Promise<unknown>[] = [];
+      const running: ConnectionProcess[] = [];
       for (const slot of this.#slots.values()) {
         if (slot.timer !== undefined) clearTimeout(slot.timer);
-        if (slot.conn !== undefined) ending.push(slot.conn.shutdown("shutdown"));
+        if (slot.conn !== undefined) running.push(slot.conn);
         // A connect in flight would start a connector after the pool ended: wait for it, then end it.
         if (slot.connecting !== undefined) {
           ending.push(
@@ -221,6 +229,7 @@ export class Pool<S = unknown, I = unknown> {
           );
         }
       }
+      ending.push(drainThenShutdown(running, drainMs));
       await Promise.all(ending);
       this.#slots.clear();
       if (reason !== "normal" && reason !== "shutdown") {

@@ -48,6 +48,7 @@ import {
   transportOption,
 } from "./options.ts";
 import { register, unregister } from "./registry.ts";
+import { drainThenShutdown, type StopOptions, stopArguments } from "./shutdown.ts";
 import { RestartPlan } from "./supervisor.ts";
 import { type DebugOption, type DebugState, debugStateFor, emit, parseDebugOptions } from "./trace.ts";
 import type { Transport, TransportEvents, TransportListener, TransportSocket } from "./transport.ts";
@@ -446,8 +447,14 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
    * Stops the server: stops listening (the port is released), terminates every connection with
    * `"shutdown"`, and resolves once all have ended. `exited` resolves with `reason`.
    */
-  stop(reason: ExitReason = "normal"): Promise<void> {
-    return this.#end(reason);
+  stop(reason?: ExitReason | StopOptions): Promise<void> {
+    let args: { reason: ExitReason; drainMs: number };
+    try {
+      args = stopArguments(reason);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#end(args.reason, args.drainMs);
   }
 
   /** Resolves with the reason the server ended. */
@@ -455,7 +462,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
     return this.#exited;
   }
 
-  #end(reason: ExitReason): Promise<void> {
+  #end(reason: ExitReason, drainMs = 0): Promise<void> {
     if (this.#stopping !== undefined) return this.#stopping;
     // #stopping is set before any child exits: a child that exits synchronously inside shutdown()
     // must see the server stopping, else its plan runs and a nested #end resolves `exited` first.
@@ -467,7 +474,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
       const children = this.#conns.toArray();
       for (const a of this.#acceptors) a.held = [];
       this.#waiting = [];
-      await Promise.all(children.map((c) => c.shutdown("shutdown")));
+      await drainThenShutdown(children, drainMs);
       if (reason !== "normal" && reason !== "shutdown") {
         emit(
           `** Sockerl server ${this.name ?? `<${this.#port}>`} terminating\n** Reason for termination == ${describeReason(reason)}`,
