@@ -1701,8 +1701,15 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       (this.#stopWaiters ??= []).push(resolve);
       if (this.#phase === EXITING) return;
       if ((this.#gate & G_BUSY) !== 0 && this.#phase === RUNNING) {
-        // A callback is pending: stop as soon as it settles, before anything else queued.
+        // A callback is pending: stop as soon as it settles, before anything else queued; a callback
+        // that never settles is abandoned after closeTimeout (Director's terminate timeout).
         (this.#mailbox ??= []).splice(this.#mbHead, 0, new MailboxEvent(E_STOP, reason, undefined));
+        const timer = setTimeout(() => {
+          if (this.#phase !== RUNNING) return;
+          this.#gate &= ~G_BUSY;
+          this.#exit(reason);
+        }, this.#settings.closeTimeout);
+        (this.#stopWaiters ??= []).push(() => clearTimeout(timer));
         return;
       }
       this.#exit(reason);

@@ -234,7 +234,7 @@ export class Pool<S = unknown, I = unknown> {
       this.#slots.clear();
       if (reason !== "normal" && reason !== "shutdown") {
         emit(
-          `** Sockerl pool ${this.name ?? ""} terminating\n** Reason for termination == ${describeReason(reason)}`,
+          `** Sockerl pool ${this.name ?? "(unnamed)"} terminating\n** Reason for termination == ${describeReason(reason)}`,
         );
       }
       this.#resolveExited(reason);
