@@ -98,6 +98,7 @@ const DEAD = 3;
 const G_BUSY = 1; // a callback is running or its promise is pending
 const G_SUSPENDED = 2; // sys.suspend
 const G_NOT_RUNNING = 4; // not yet started (TLS handshake, held by a sleeping acceptor) or exiting
+const G_UPGRADING = 8; // a transport swap waits for plain bytes to drain: bytes behind it belong to the new transport
 
 // Pause bits: while any is set, the socket is paused (data stays in the kernel).
 const P_BACKLOG = 1; // data arrived that cannot be delivered now
@@ -188,6 +189,7 @@ class Extras {
   streamDecoder: TextDecoder | undefined = undefined;
   corkList: Uint8Array[] | undefined = undefined;
   pendingUpgrade: Transport | undefined = undefined;
+  afterUpgrade: Uint8Array[] | undefined = undefined;
   currentFrom: CallFrom | undefined = undefined;
   calls: Set<CallFrom> | undefined = undefined;
   lastMessage: LastMessage | undefined = undefined;
@@ -636,7 +638,8 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     }
     if (this.#transport.secure) {
       this.#writeHeld = true;
-      this.#armHandshakeTimer();
+      // A held connection's handshake waits with it: its timer starts on release.
+      if (!hold) this.#armHandshakeTimer();
     }
     if (hold) this.#setPause(P_HELD, true);
     else if (!this.#transport.secure) this.#start();
@@ -647,6 +650,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     if (this.#phase !== STARTING) return;
     this.#setPause(P_HELD, false);
     if (!this.#writeHeld) this.#start();
+    else if (this.#handshakeTimer === undefined) this.#armHandshakeTimer();
   }
 
   #onOpen(socket: TransportSocket): void {
@@ -707,7 +711,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
         clearTimeout(this.#sendTimer);
         this.#sendTimer = undefined;
       }
-      if (this.#pendingUpgrade !== undefined) this.#doUpgrade();
+      if (this.#pendingUpgrade !== undefined && this.#phase === RUNNING) this.#doUpgrade();
       else if (this.#phase === DEAD && !this.#socketClosed) this.#finishClose();
     } else if (progressed && this.#sendTimer !== undefined) this.#sendTimer.refresh();
     if ((this.#pause & P_HWM) !== 0 && out.bytes <= this.#settings.highWaterMark / 2)
@@ -1395,6 +1399,11 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
 
   #write(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
+    if (this.#pendingUpgrade !== undefined) {
+      // Sent after a transport swap that waits for the plain bytes to drain: for the new transport.
+      (this.#ext().afterUpgrade ??= []).push(bytes);
+      return;
+    }
     const socket = this.#socket;
     let out = this.#out;
     if (socket === undefined || this.#writeHeld || (out !== undefined && !out.empty)) {
@@ -1456,9 +1465,15 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     // Plain bytes sent before the swap go out first, in plain text.
     this.#uncork();
     this.#corked = true;
-    this.#pendingUpgrade = next;
-    if (this.#out === undefined || this.#out.empty) this.#doUpgrade();
-    else this.#writeHeld = true; // later sends wait behind the handshake
+    if (this.#out === undefined || this.#out.empty || this.#writeHeld) {
+      this.#pendingUpgrade = next;
+      this.#doUpgrade();
+    } else {
+      // Plain bytes are still queued: flush them first (drain), then upgrade. Until then no
+      // packet is dispatched (bytes behind the command belong to the new transport).
+      this.#pendingUpgrade = next;
+      this.#gate |= G_UPGRADING;
+    }
     return undefined;
   }
 
@@ -1466,6 +1481,10 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     const next = this.#pendingUpgrade!;
     this.#pendingUpgrade = undefined;
     const old = this.#socket!;
+    // Bytes sent behind the swap: queued for the new transport (held until its handshake).
+    const x = this.#x;
+    const after = x?.afterUpgrade;
+    if (x !== undefined) x.afterUpgrade = undefined;
     const held = this.#out?.takeAll();
     const rest =
       this.#decoder !== undefined && this.#decoder.buffered > 0 ? this.#decoder.drain() : undefined;
@@ -1487,13 +1506,21 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     if (old.data === this) old.data = DETACHED;
     this.#transport = next;
     if (this.#dbg !== undefined) this.#trace(`transport swapped to ${next.name}`);
-    if (held !== undefined) (this.#out ??= new OutboundQueue()).push(held);
+    if (held !== undefined || after !== undefined) {
+      const out = (this.#out ??= new OutboundQueue());
+      if (held !== undefined) out.push(held);
+      if (after !== undefined) for (const bytes of after) out.push(bytes);
+    }
     if (next.secure) {
       this.#writeHeld = true;
       this.#armHandshakeTimer();
     } else {
       this.#writeHeld = false;
       this.#flushQueue();
+    }
+    if ((this.#gate & G_UPGRADING) !== 0) {
+      this.#gate &= ~G_UPGRADING;
+      if (this.#gate === 0) this.#run();
     }
   }
 

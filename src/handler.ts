@@ -32,8 +32,7 @@ export type ReceiveMode = "active" | "passive";
  *   return { state: count + 1, send: packet };          // echo and count
  * }
  */
-// biome-ignore lint/suspicious/noConfusingVoidType: a callback may return nothing
-export type Action<S> = ActionObject<S> | readonly Action<S>[] | undefined | void;
+export type Action<S> = ActionObject<S> | readonly Action<S>[] | undefined;
 
 /** One action object; see {@link Action}. */
 export interface ActionObject<S> {
@@ -136,8 +135,7 @@ export interface ListenerInfo {
 }
 
 /** `listenInit` result: keep init (`undefined`), replace it, stop the start, or ignore (start resolves to `undefined`). */
-// biome-ignore lint/suspicious/noConfusingVoidType: listenInit may return nothing
-export type ListenInitResult<I> = undefined | void | { init: I } | { stop: unknown } | "ignore";
+export type ListenInitResult<I> = undefined | { init: I } | { stop: unknown } | "ignore";
 
 type MaybePromise<T> = T | Promise<T>;
 

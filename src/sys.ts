@@ -277,8 +277,9 @@ async function replaceState<S = unknown>(
 /**
  * Suspends the connection once its current callback (if any) is done: it then handles no packet,
  * call, cast, event or timeout, and reads nothing (unread data stays in the kernel), until
- * {@link resume}. Incoming calls, casts and events queue in order. `replaceState` and `changeCode`
- * are still served.
+ * {@link resume}. Incoming calls, casts and events queue in order, and the idle `timeout` does not
+ * fire. `replaceState` and `changeCode` are still served while suspended, except one requested while
+ * an async callback of the connection is still pending: that one runs after `resume`.
  */
 function suspend(conn: Connection | string): void {
   resolveConnection(conn).setSuspended(true);
