@@ -714,8 +714,11 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       if (this.#pendingUpgrade !== undefined && this.#phase === RUNNING) this.#doUpgrade();
       else if (this.#phase === DEAD && !this.#socketClosed) this.#finishClose();
     } else if (progressed && this.#sendTimer !== undefined) this.#sendTimer.refresh();
-    if ((this.#pause & P_HWM) !== 0 && out.bytes <= this.#settings.highWaterMark / 2)
+    if ((this.#pause & P_HWM) !== 0 && out.bytes <= this.#settings.highWaterMark / 2) {
       this.#setPause(P_HWM, false);
+      // Packets left buffered while above highWaterMark are handled now.
+      if (this.#gate === 0 && this.#phase === RUNNING) this.#run();
+    }
   }
 
   #onEnd(): void {
@@ -735,6 +738,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     if (this.#closeTimer !== undefined) clearTimeout(this.#closeTimer);
     if (this.#sendTimer !== undefined) clearTimeout(this.#sendTimer);
     this.#out?.fail(new SocketSendError("closed", error));
+    if ((this.#pause & P_HWM) !== 0) this.#setPause(P_HWM, false); // the queue is gone
     if (this.#phase === STARTING && !this.#started && (this.#gate & G_BUSY) === 0) {
       // Gone before init ran (TLS handshake failed, held by a sleeping acceptor, reset early).
       this.#exit(
@@ -760,12 +764,17 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       clearTimeout(this.#handshakeTimer);
       this.#handshakeTimer = undefined;
     }
-    const failure = this.#transport.handshakeError?.(socket, success, authorizationError, this.isServer);
-    if (failure !== undefined || !success) {
-      this.#exit(
-        failure ??
-          new TlsHandshakeError(authorizationError?.message ?? "handshake failed", authorizationError),
-      );
+    // A transport's handshakeError is the verdict (Bun's `success` is false for an ignored verification
+    // failure under rejectUnauthorized: false, and true for an untrusted client certificate).
+    const transport = this.#transport;
+    const failure =
+      transport.handshakeError !== undefined
+        ? transport.handshakeError(socket, success, authorizationError, this.isServer)
+        : success
+          ? undefined
+          : new TlsHandshakeError(authorizationError?.message ?? "handshake failed", authorizationError);
+    if (failure !== undefined) {
+      this.#exit(failure);
       return;
     }
     if (this.#dbg !== undefined) this.#trace(`finished TLS handshake (${socket.alpnProtocol || "no ALPN"})`);
@@ -841,20 +850,28 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     while (this.#gate === 0) {
       const decoder = this.#decoder;
       if (decoder !== undefined && decoder.buffered > 0 && !this.#eventFirst()) {
-        let frame: Uint8Array | undefined;
-        try {
-          frame = this.#passive && this.#framing === "raw" ? decoder.take(this.#length) : decoder.next();
-        } catch (error) {
-          this.#exit(error);
-          return;
-        }
-        if (frame !== undefined) {
-          if (this.#decoder === decoder && decoder.buffered === 0 && this.#framing === "raw") {
-            this.#decoder = undefined; // back to the fast path
+        if ((this.#pause & P_HWM) !== 0) {
+          // Above highWaterMark, buffered packets wait for the peer to read: each may be answered, and
+          // one chunk can hold thousands of small frames (the queue would grow without bound). A
+          // disconnect waits behind them; other events go on.
+          const mailbox = this.#mailbox;
+          if (mailbox === undefined || mailbox[this.#mbHead]!.kind === E_DISCONNECT) break;
+        } else {
+          let frame: Uint8Array | undefined;
+          try {
+            frame = this.#passive && this.#framing === "raw" ? decoder.take(this.#length) : decoder.next();
+          } catch (error) {
+            this.#exit(error);
+            return;
           }
-          this.#flag(F_EVENT_TURN, this.#passive);
-          this.#dispatchPacket(frame);
-          continue;
+          if (frame !== undefined) {
+            if (this.#decoder === decoder && decoder.buffered === 0 && this.#framing === "raw") {
+              this.#decoder = undefined; // back to the fast path
+            }
+            this.#flag(F_EVENT_TURN, this.#passive);
+            this.#dispatchPacket(frame);
+            continue;
+          }
         }
       }
       this.#flags &= ~F_EVENT_TURN;
@@ -1432,7 +1449,8 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
         if (q === undefined || q.empty) return;
         const error = new SendTimeoutError(ms, q.bytes);
         if (this.#phase === RUNNING || this.#phase === STARTING) this.#exit(error);
-        else this.#abort();
+        // Dropped: flushing to a peer that does not read would only hold the socket for closeTimeout more.
+        this.#abort();
       }, ms);
     }
   }
@@ -1490,6 +1508,9 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       this.#decoder !== undefined && this.#decoder.buffered > 0 ? this.#decoder.drain() : undefined;
     if (this.#framing === "raw") this.#decoder = undefined;
     let socket: TransportSocket;
+    // Detach the old socket *before* the upgrade: Bun's upgradeTLS returns [raw, tls], and the raw
+    // twin copies the old socket's `data` at that moment and keeps receiving the ciphertext.
+    old.data = DETACHED;
     try {
       socket = next.upgrade!(old, {
         isServer: this.isServer,
@@ -1498,12 +1519,12 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
         initialData: rest,
       });
     } catch (error) {
+      old.data = this;
       this.#exit(new TlsHandshakeError(`upgrade to ${next.name} failed`, error));
       return;
     }
     this.#socket = socket;
     socket.data = this;
-    if (old.data === this) old.data = DETACHED;
     this.#transport = next;
     if (this.#dbg !== undefined) this.#trace(`transport swapped to ${next.name}`);
     if (held !== undefined || after !== undefined) {
@@ -1575,7 +1596,12 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     this.#uncork();
     const finalReason =
       terminateError === undefined ? reason : new CallbackError("terminate", terminateError);
-    if (!quiet && isAbnormal(finalReason)) {
+    // A connection that never started (TLS handshake failed, peer gone, held and stopped) is not
+    // reported: the acceptor traces it, a connector's start rejects with it. A handler bug in init is.
+    const report = started
+      ? isAbnormal(finalReason)
+      : finalReason instanceof CallbackError || finalReason instanceof BadReturnError;
+    if (!quiet && report) {
       emit(
         `** Sockerl connector <${this.id}> terminating\n** Reason for termination == ${describeReason(finalReason)}\n** State == ${formatTerm(this.#state)}`,
       );

@@ -20,7 +20,6 @@ export type SockerlErrorCode =
   | "ERR_SEND_TIMEOUT"
   | "ERR_TLS_HANDSHAKE"
   | "ERR_HANDSHAKE_TIMEOUT"
-  | "ERR_NAME_TAKEN"
   | "ERR_INIT_STOP"
   | "ERR_INIT_CLOSED"
   | "ERR_LISTEN_INIT_STOP";

@@ -71,6 +71,7 @@ export { Server, startServer } from "./server.ts";
 export { SHUTDOWN_EVENT, type StopOptions } from "./shutdown.ts";
 export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";
 export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";
+export { type TlsOptions, tls } from "./tls.ts";
 export type { DebugOption, Statistics, TraceSink } from "./trace.ts";
 export {
   type ConnectRequest,
@@ -83,3 +84,4 @@ export {
   tcp,
   type UpgradeRequest,
 } from "./transport.ts";
+export { unix } from "./unix.ts";

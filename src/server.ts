@@ -34,6 +34,7 @@ import {
   SockerlError,
   SocketListenError,
 } from "./errors.ts";
+import { type FdBudget, fdBudget } from "./fd-limit.ts";
 import type { Connection, ExitReason, Handler, ListenerInfo } from "./handler.ts";
 import {
   type AcceptorMode,
@@ -124,6 +125,8 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
   /** The acceptor of each connection accepted while that acceptor was traced (for its start failure line). */
   #tracedBy: WeakMap<ConnectionProcess, Acceptor> | undefined = undefined;
   #ready = false;
+  /** Keeps accepted sockets off the last file descriptors (Bun spins at EMFILE, see fd-limit.ts). */
+  #fds: FdBudget | undefined = fdBudget();
   #stopping: Promise<void> | undefined = undefined;
   #exited: Promise<ExitReason>;
   #resolveExited!: (reason: ExitReason) => void;
@@ -179,6 +182,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
         });
       } catch (error) {
         this.#closeListeners();
+        if (error instanceof OptionError) throw error; // a transport refusing its options (tls() without cert)
         const code = errnoCode(error, "ELISTEN");
         throw new SocketListenError({
           code,
@@ -270,6 +274,10 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
       socket.terminate();
       return;
     }
+    if (this.#fds !== undefined && !this.#admit(this.#fds)) {
+      socket.terminate();
+      return;
+    }
     // One spec object shared by every connection (rebuilt when the handler, init or settings change).
     const spec = (this.#spec ??= {
       handler: this.#handler as Handler<unknown, unknown>,
@@ -297,6 +305,19 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
       if (this.#ready && acceptor.mode === "accept") this.#waiting.push(conn);
       else acceptor.held.push(conn);
     }
+  }
+
+  /** Near the open-file limit a new connection is reset at once (one report per episode). */
+  #admit(fds: FdBudget): boolean {
+    const ok = fds.admit(this.#conns.size + 1);
+    if (ok) fds.shedding = false;
+    else if (!fds.shedding) {
+      fds.shedding = true;
+      emit(
+        `** Sockerl server ${this.name ?? `<${this.#port}>`} is near the open file limit (${fds.limit}): new connections are reset until descriptors are free`,
+      );
+    }
+    return ok;
   }
 
   /** @internal Serves connections held by a sleeping acceptor, in arrival order. */

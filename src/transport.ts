@@ -109,7 +109,7 @@ export interface Transport {
   connect(request: ConnectRequest): Promise<TransportSocket>;
   /** Takes over a live socket of another transport (STARTTLS). Returns the new socket; the old one must stop reporting events. */
   upgrade?(socket: TransportSocket, request: UpgradeRequest): TransportSocket;
-  /** After `handshake`: an Error when the handshake must count as failed, else undefined. */
+  /** After `handshake`: an Error when the handshake must count as failed, else undefined. When present, its verdict is final (Bun's `success` flag is only an input). */
   handshakeError?(
     socket: TransportSocket,
     success: boolean,

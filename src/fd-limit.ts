@@ -1,0 +1,81 @@
+/**
+ * The open-file limit guard of a server.
+ *
+ * Bun 1.4.5 (uSockets) retries a failing `accept()` at once: when the process has used all its file
+ * descriptors (EMFILE) the listening socket stays readable, so the event loop spins at ~100 % of a core
+ * while serving nothing and reporting nothing (measured: 90 % CPU with `ulimit -n 64`; the backoff is a
+ * "Todo" in uSockets' `loop.c`, oven-sh/bun PR #32705, open). JavaScript never sees the failed accept, so
+ * the library cannot back off after the fact; it must never let its accepted sockets take the last
+ * descriptors. Near the limit a server therefore resets each new connection at once (accept, then RST)
+ * instead of holding it: `accept()` keeps succeeding, the backlog empties, nothing spins, and new
+ * connections are served again as soon as descriptors are free.
+ *
+ * Counting descriptors reads `/proc/self/fd` (Linux); it is done only when the server's own socket count
+ * has grown past half of the room left at the previous count, so a server far from the limit pays one
+ * directory read per halving of its headroom. Where the limit is unknown (no `/proc`), there is no guard.
+ *
+ * @module
+ */
+import { readdirSync, readFileSync } from "node:fs";
+
+let cachedLimit: number | null | undefined;
+
+/** The soft open-file limit of this process (`ulimit -n`), or undefined when unknown or unlimited. */
+export function openFileLimit(): number | undefined {
+  if (cachedLimit === undefined) {
+    cachedLimit = null;
+    try {
+      const match = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
+      if (match !== null) cachedLimit = Number(match[1]);
+    } catch {
+      // Not Linux: no guard.
+    }
+  }
+  return cachedLimit ?? undefined;
+}
+
+/** Descriptors open in this process now (throws when even the directory cannot be opened). */
+function openFileCount(): number {
+  // The listing includes the descriptor of the directory being read.
+  return readdirSync("/proc/self/fd").length - 1;
+}
+
+/** Decides, per accepted socket, whether a server may keep it without nearing the open-file limit. */
+export class FdBudget {
+  readonly limit: number;
+  /** Descriptors left free for everything else (files, connectors, the next accept). */
+  readonly reserve: number;
+  /** The server's socket count from which the next accept counts descriptors again. */
+  #nextCheck = 0;
+  /** Whether connections are being reset (the report is printed once per episode). */
+  shedding = false;
+
+  constructor(limit: number) {
+    this.limit = limit;
+    this.reserve = Math.max(8, Math.ceil(limit / 32));
+  }
+
+  /** Whether a just-accepted socket may be kept; `held` is the server's socket count with it. */
+  admit(held: number): boolean {
+    if (held < this.#nextCheck) return true;
+    let used: number;
+    try {
+      used = openFileCount();
+    } catch {
+      used = this.limit; // EMFILE on the directory itself: we are at the limit.
+    }
+    const room = this.limit - this.reserve - used;
+    if (room >= 0) {
+      this.#nextCheck = held + Math.max(1, room >> 1);
+      return true;
+    }
+    this.#nextCheck = 0; // count again at every accept until there is room
+    return false;
+  }
+}
+
+/** A budget for this process's limit, or undefined when the limit is unknown. */
+export function fdBudget(): FdBudget | undefined {
+  const limit = openFileLimit();
+  return limit === undefined ? undefined : new FdBudget(limit);
+}
