@@ -705,7 +705,10 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
 
   #afterFlush(result: number, progressed: boolean): void {
     const out = this.#out!;
-    if (result === FLUSH_CLOSED) return; // the close event follows
+    if (result === FLUSH_CLOSED) {
+      this.#socketGone();
+      return;
+    }
     if (result === FLUSH_EMPTY) {
       if (this.#sendTimer !== undefined) {
         clearTimeout(this.#sendTimer);
@@ -807,7 +810,8 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       return;
     }
     if (isThenable(result)) {
-      result.then(
+      // Promise.resolve: a thenable whose `then` throws becomes a rejection instead of escaping.
+      Promise.resolve(result).then(
         (value) => this.#initDone(value),
         (error) => this.#startFailed(new CallbackError("init", error)),
       );
@@ -1090,7 +1094,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
             return;
           }
           if (isThenable(value)) {
-            value.then(
+            Promise.resolve(value).then(
               (v) => {
                 done.resolve(v);
                 this.#asyncEventDone();
@@ -1119,7 +1123,8 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   /** A callback returned: apply its action now, or when its promise settles. */
   #settle(result: unknown, callback: number): void {
     if (result !== undefined && isThenable(result)) {
-      result.then(
+      // Promise.resolve: a thenable whose `then` throws becomes a rejection instead of escaping.
+      Promise.resolve(result).then(
         (value) => {
           if (this.#phase !== RUNNING) return;
           this.#finish(value, callback);
@@ -1405,7 +1410,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     this.#corkList = undefined;
     let size = 0;
     for (const c of list) size += c.length;
-    const merged = new Uint8Array(size);
+    const merged = Buffer.allocUnsafe(size);
     let at = 0;
     for (const c of list) {
       merged.set(c, at);
@@ -1431,12 +1436,24 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
     }
     const n = socket.write(bytes);
     if (n === bytes.length) return;
-    if (n < 0) return; // closed: the close event reports it
+    if (n < 0) {
+      this.#socketGone();
+      return;
+    }
     out ??= this.#out = new OutboundQueue();
     out.enqueued += n;
     out.flushed += n;
     out.push(n === 0 ? bytes : bytes.subarray(n));
     this.#queued(out);
+  }
+
+  /**
+   * A write returned -1: the socket is gone (the peer reset it). Bun reports the close only while it
+   * reads, and a paused socket (highWaterMark, passive backlog, held) does not: a connection would wait
+   * for a close event that never comes, its queue held forever. Close it now (the close event follows).
+   */
+  #socketGone(): void {
+    if (!this.#socketClosed) this.#socket?.terminate();
   }
 
   #queued(out: OutboundQueue): void {
@@ -1581,7 +1598,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
         return;
       }
       if (isThenable(result)) {
-        result.then(
+        Promise.resolve(result).then(
           () => this.#exited2(reason, started, quiet, undefined),
           (error) => this.#exited2(reason, started, quiet, error),
         );
@@ -1716,6 +1733,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   }
 
   sendSync(packet: Outgoing): Promise<void> {
+    if (!isOutgoing(packet)) return Promise.reject(new ArgumentError("packet", PACKET_RULE, packet));
     if (this.#phase >= EXITING) return Promise.reject(new NoProcError(this.id));
     return new Promise((resolve, reject) => {
       const request: SendSyncRequest = {
@@ -1731,6 +1749,8 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   }
 
   sendAsync(packet: Outgoing): void {
+    // A bad packet is the caller's mistake: it must not end the connection (as a failed send does).
+    if (!isOutgoing(packet)) throw new ArgumentError("packet", PACKET_RULE, packet);
     if (this.#phase < EXITING) this.#post(E_SEND_ASYNC, packet, undefined);
   }
 
@@ -2012,6 +2032,17 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
     value instanceof Promise ||
     (typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function")
   );
+}
+
+const PACKET_RULE = "a string, an ArrayBufferView or an ArrayBuffer (or an array of them)";
+
+function isPacketValue(value: unknown): boolean {
+  return typeof value === "string" || ArrayBuffer.isView(value) || value instanceof ArrayBuffer;
+}
+
+/** Whether `value` is something `sendSync`/`sendAsync` can send. */
+function isOutgoing(value: unknown): boolean {
+  return isPacketValue(value) || (Array.isArray(value) && value.every(isPacketValue));
 }
 
 function isTimeout(value: unknown): value is number {

@@ -99,7 +99,7 @@ export class OutboundQueue {
       if (c.length >= COALESCE_BELOW) break;
     }
     if (end - this.#head < 2) return chunks[this.#head]!;
-    const merged = new Uint8Array(size);
+    const merged = Buffer.allocUnsafe(size);
     let at = 0;
     for (let i = this.#head; i < end; i++) {
       const c = chunks[i]!;
@@ -134,7 +134,7 @@ export class OutboundQueue {
   /** Everything queued, as one buffer, removed from the queue (used before a transport swap). */
   takeAll(): Uint8Array | undefined {
     if (this.bytes === 0) return undefined;
-    const out = new Uint8Array(this.bytes);
+    const out = Buffer.allocUnsafe(this.bytes);
     let at = 0;
     for (let i = this.#head; i < this.#chunks.length; i++) {
       const c = this.#chunks[i]!;

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { ArgumentError, OptionError } from "./errors.ts";
 
 /** The socket surface the library uses (a subset of Bun's `Socket`). */
 export interface TransportSocket {
@@ -171,6 +172,16 @@ class TcpTransport implements Transport {
  * await startServer(handler, undefined, 0, { transport: tcp() });
  */
 export function tcp(options: TcpOptions = {}): Transport {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new ArgumentError("options", "an object", options);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== "ipv6Only")
+      throw new OptionError(key, "a known option", (options as Record<string, unknown>)[key]);
+  }
+  if (options.ipv6Only !== undefined && typeof options.ipv6Only !== "boolean") {
+    throw new OptionError("ipv6Only", "a boolean", options.ipv6Only);
+  }
   return new TcpTransport(options);
 }
 
