@@ -2,7 +2,10 @@
  * The demo: an echo server and a pool of three connectors talking to it, with tracing on.
  * Run with `npm run demo`; it exits by itself after a few round trips.
  */
-import { type Handler, startConnectorPool, startServer } from "../src/index.ts";
+import { type Handler, startConnectorPool, startServer, sys } from "../src/index.ts";
+
+// Trace lines go to stderr by default; here they share stdout so they read in order.
+sys.setSink((line) => console.log(line));
 
 // Server side: echo every packet back and count them per connection.
 const echo: Handler<number> = {
