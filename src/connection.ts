@@ -28,11 +28,12 @@
  *
  * @module
  */
+
+import { CallFrom } from "./call.ts";
 import {
   ArgumentError,
   BadReturnError,
   CallbackError,
-  CallTimeoutError,
   describeReason,
   HandshakeTimeoutError,
   NoProcError,
@@ -46,7 +47,6 @@ import type {
   ActionObject,
   Connection,
   ExitReason,
-  From,
   Handler,
   LastMessage,
   Meta,
@@ -220,91 +220,6 @@ export function allocateId(): number {
 const now = (): number => performance.now();
 const textDecoder = new TextDecoder();
 
-/**
- * The live children of a server: an array with O(1) removal (the last child moves into the hole),
- * each child knowing its index. Cheaper per connection than a Map entry.
- */
-export class ChildList {
-  #items: ConnectionProcess[] = [];
-
-  get size(): number {
-    return this.#items.length;
-  }
-
-  add(child: ConnectionProcess): void {
-    child.listIndex = this.#items.length;
-    this.#items.push(child);
-  }
-
-  delete(child: ConnectionProcess): void {
-    const i = child.listIndex;
-    const items = this.#items;
-    if (i < 0 || items[i] !== child) return;
-    const last = items.pop()!;
-    if (last !== child) {
-      items[i] = last;
-      last.listIndex = i;
-    }
-    child.listIndex = -1;
-  }
-
-  /** A snapshot, oldest first where nothing was removed. */
-  toArray(): ConnectionProcess[] {
-    return this.#items.slice();
-  }
-}
-
-/** A pending `call`: the `From` a handler gets. */
-class CallFrom implements From {
-  #conn: ConnectionProcess | undefined;
-  #resolve: (value: unknown) => void;
-  #reject: (error: Error) => void;
-  #timer: ReturnType<typeof setTimeout> | undefined;
-  readonly tag: number;
-
-  constructor(
-    conn: ConnectionProcess,
-    resolve: (value: unknown) => void,
-    reject: (error: Error) => void,
-    timeoutMs: number,
-    tag: number,
-  ) {
-    this.#conn = conn;
-    this.#resolve = resolve;
-    this.#reject = reject;
-    this.tag = tag;
-    if (timeoutMs !== Number.POSITIVE_INFINITY) {
-      this.#timer = setTimeout(() => this.fail(new CallTimeoutError(timeoutMs)), timeoutMs);
-    }
-  }
-
-  get pending(): boolean {
-    return this.#conn !== undefined;
-  }
-
-  reply(value: unknown): boolean {
-    const conn = this.#conn;
-    if (conn === undefined) return false;
-    this.#settled();
-    conn.traceReply(this, value);
-    this.#resolve(value);
-    return true;
-  }
-
-  fail(error: Error): void {
-    const conn = this.#conn;
-    if (conn === undefined) return;
-    this.#settled();
-    this.#reject(error);
-  }
-
-  #settled(): void {
-    this.#conn?.forgetCall(this);
-    this.#conn = undefined;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-  }
-}
-
 let nextCallTag = 1;
 
 /**
@@ -331,7 +246,7 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   #cork: Uint8Array | undefined = undefined;
   #dbg: DebugState | undefined;
   #x: Extras | undefined = undefined;
-  /** @internal Position in the owner's {@link ChildList}. */
+  /** @internal Position in the owner's `ChildList`. */
   listIndex = -1;
 
   constructor(spec: ConnectionSpec, transport: Transport, owner: ConnectionOwner | undefined) {

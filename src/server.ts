@@ -16,9 +16,10 @@
  *
  * @module
  */
+
+import { ChildList } from "./child-list.ts";
 import {
   allocateId,
-  ChildList,
   type ConnectionOwner,
   ConnectionProcess,
   type ConnectionSettings,
