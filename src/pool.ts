@@ -17,7 +17,7 @@
  */
 import type { ConnectionOwner, ConnectionProcess } from "./connection.ts";
 import { type ConnectSpec, connectOnce, connectSpec } from "./connector.ts";
-import { ArgumentError, describeReason, NoProcError } from "./errors.ts";
+import { ArgumentError, NoProcError } from "./errors.ts";
 import type { Connection, ExitReason, Handler } from "./handler.ts";
 import {
   booleanOption,
@@ -29,9 +29,9 @@ import {
   stringOption,
 } from "./options.ts";
 import { register, unregister } from "./registry.ts";
-import { drainThenShutdown, type StopOptions, stopArguments } from "./shutdown.ts";
+import { drainThenShutdown, Ending, type StopOptions } from "./shutdown.ts";
 import { type PlanTrack, RestartPlan } from "./supervisor.ts";
-import { type DebugOption, emit } from "./trace.ts";
+import type { DebugOption } from "./trace.ts";
 
 /** One child of a pool: an address, a plan track and (while running) a connection. */
 class Slot implements ConnectionOwner {
@@ -72,18 +72,13 @@ export class Pool<S = unknown, I = unknown> {
   #plan: RestartPlan;
   #slots = new Map<number, Slot>();
   #nextSlot = 1;
-  #stopping: Promise<void> | undefined = undefined;
-  #exited: Promise<ExitReason>;
-  #resolveExited!: (reason: ExitReason) => void;
+  #ending = new Ending(() => `pool ${this.name ?? "(unnamed)"}`);
 
   /** @internal Use {@link startConnectorPool}. */
   constructor(base: Omit<ConnectSpec, "host" | "port">, plan: RestartPlan, name: string | undefined) {
     this.#base = base;
     this.#plan = plan;
     this.name = name;
-    this.#exited = new Promise((resolve) => {
-      this.#resolveExited = resolve;
-    });
   }
 
   /** Live connectors as `[id, connection]` pairs (restarting and waiting ones are left out). */
@@ -147,7 +142,7 @@ export class Pool<S = unknown, I = unknown> {
       this.decide(slot, "normal");
       return undefined;
     }
-    if (this.#stopping !== undefined || !this.#slots.has(slot.id)) {
+    if (this.#ending.stopping || !this.#slots.has(slot.id)) {
       await conn.shutdown("shutdown");
       return conn;
     }
@@ -156,13 +151,13 @@ export class Pool<S = unknown, I = unknown> {
 
   /** @internal Runs the plan for one exit (or failed connect) of `slot`. */
   decide(slot: Slot, reason: ExitReason): void {
-    if (this.#stopping !== undefined || !this.#slots.has(slot.id)) return;
+    if (this.#ending.stopping || !this.#slots.has(slot.id)) return;
     const decision = this.#plan.decide(slot.track, reason, slot.id);
     switch (decision.action) {
       case "restart":
         slot.timer = setTimeout(() => {
           slot.timer = undefined;
-          if (this.#stopping !== undefined || !this.#slots.has(slot.id)) return;
+          if (this.#ending.stopping || !this.#slots.has(slot.id)) return;
           this.#connect(slot).catch((error: unknown) => this.decide(slot, error));
         }, decision.delayMs);
         return;
@@ -181,7 +176,7 @@ export class Pool<S = unknown, I = unknown> {
 
   /** Starts one more connector to `host:port` (under the pool's plan); resolves once it is connected. */
   async addConnector(host: string, port: number): Promise<Connection> {
-    if (this.#stopping !== undefined) throw new NoProcError(this.name ?? "pool");
+    if (this.#ending.stopping) throw new NoProcError(this.name ?? "pool");
     if (typeof host !== "string" || host.length === 0)
       throw new ArgumentError("host", "a non-empty string", host);
     const conn = await this.startSlot(host, portArgument(port), false);
@@ -190,56 +185,43 @@ export class Pool<S = unknown, I = unknown> {
     return conn;
   }
 
-  /** Stops the pool: every connector gets `terminate("shutdown")`; resolves once all have ended. */
+  /**
+   * Stops the pool: every connector gets `terminate("shutdown")` (after `handleEvent("shutdown")` and
+   * up to `drainMs` with `{ drainMs }`); resolves once all have ended. `exited` resolves with the reason.
+   */
   stop(reason?: ExitReason | StopOptions): Promise<void> {
-    let args: { reason: ExitReason; drainMs: number };
-    try {
-      args = stopArguments(reason);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#end(args.reason, args.drainMs);
+    return this.#ending.stop(reason, (drainMs) => this.#teardown(drainMs));
   }
 
   /** Resolves with the reason the pool ended. */
   get exited(): Promise<ExitReason> {
-    return this.#exited;
+    return this.#ending.exited;
   }
 
-  #end(reason: ExitReason, drainMs = 0): Promise<void> {
-    if (this.#stopping !== undefined) return this.#stopping;
-    // #stopping is set before any child exits: a child that exits synchronously inside shutdown()
-    // must see the pool stopping, else its plan runs and a nested #end resolves `exited` first.
-    const stopped = Promise.withResolvers<void>();
-    this.#stopping = stopped.promise;
-    void (async () => {
-      unregister(this.name, this);
-      const ending: Promise<unknown>[] = [];
-      const running: ConnectionProcess[] = [];
-      for (const slot of this.#slots.values()) {
-        if (slot.timer !== undefined) clearTimeout(slot.timer);
-        if (slot.conn !== undefined) running.push(slot.conn);
-        // A connect in flight would start a connector after the pool ended: wait for it, then end it.
-        if (slot.connecting !== undefined) {
-          ending.push(
-            slot.connecting.then(
-              (c) => c?.shutdown("shutdown"),
-              () => undefined,
-            ),
-          );
-        }
-      }
-      ending.push(drainThenShutdown(running, drainMs));
-      await Promise.all(ending);
-      this.#slots.clear();
-      if (reason !== "normal" && reason !== "shutdown") {
-        emit(
-          `** Sockerl pool ${this.name ?? "(unnamed)"} terminating\n** Reason for termination == ${describeReason(reason)}`,
+  #end(reason: ExitReason): Promise<void> {
+    return this.#ending.end(reason, () => this.#teardown(0));
+  }
+
+  async #teardown(drainMs: number): Promise<void> {
+    unregister(this.name, this);
+    const ending: Promise<unknown>[] = [];
+    const running: ConnectionProcess[] = [];
+    for (const slot of this.#slots.values()) {
+      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      if (slot.conn !== undefined) running.push(slot.conn);
+      // A connect in flight would start a connector after the pool ended: wait for it, then end it.
+      if (slot.connecting !== undefined) {
+        ending.push(
+          slot.connecting.then(
+            (c) => c?.shutdown("shutdown"),
+            () => undefined,
+          ),
         );
       }
-      this.#resolveExited(reason);
-    })().then(stopped.resolve, stopped.reject);
-    return this.#stopping;
+    }
+    ending.push(drainThenShutdown(running, drainMs));
+    await Promise.all(ending);
+    this.#slots.clear();
   }
 }
 

@@ -50,7 +50,7 @@ import {
   transportOption,
 } from "./options.ts";
 import { register, unregister } from "./registry.ts";
-import { drainThenShutdown, type StopOptions, stopArguments } from "./shutdown.ts";
+import { drainThenShutdown, Ending, type StopOptions } from "./shutdown.ts";
 import { RestartPlan } from "./supervisor.ts";
 import { type DebugOption, type DebugState, debugStateFor, emit, parseDebugOptions } from "./trace.ts";
 import type { Transport, TransportEvents, TransportListener, TransportSocket } from "./transport.ts";
@@ -128,9 +128,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
   #ready = false;
   /** Keeps accepted sockets off the last file descriptors (Bun spins at EMFILE, see fd-limit.ts). */
   #fds: FdBudget | undefined = fdBudget();
-  #stopping: Promise<void> | undefined = undefined;
-  #exited: Promise<ExitReason>;
-  #resolveExited!: (reason: ExitReason) => void;
+  #ending = new Ending(() => `server ${this.name ?? `<${this.#port}>`}`);
 
   /** @internal Use {@link startServer}. */
   constructor(handler: Handler<S, I>, init: I, options: ServerOptions | undefined) {
@@ -159,9 +157,6 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
         new Acceptor(i, this as Server<unknown, unknown>, mode, debugStateFor(acceptorDebug)),
       );
     }
-    this.#exited = new Promise((resolve) => {
-      this.#resolveExited = resolve;
-    });
   }
 
   /** The bound port. */
@@ -271,7 +266,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
 
   /** @internal A socket arrived at `acceptor`. */
   accept(acceptor: Acceptor, socket: TransportSocket): void {
-    if (this.#stopping !== undefined) {
+    if (this.#ending.stopping) {
       socket.terminate();
       return;
     }
@@ -323,7 +318,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
 
   /** @internal Serves connections held by a sleeping acceptor, in arrival order. */
   serveHeld(acceptor: Acceptor): void {
-    if (!this.#ready || this.#stopping !== undefined) return;
+    if (!this.#ready || this.#ending.stopping) return;
     const held = acceptor.held;
     acceptor.held = [];
     for (const conn of held) {
@@ -358,7 +353,7 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
       const next = this.#waiting.shift()!;
       if (next.alive) next.release();
     }
-    if (this.#stopping !== undefined) return;
+    if (this.#ending.stopping) return;
     if (!started) {
       const acceptor = this.#tracedBy?.get(child);
       if (acceptor?.dbg !== undefined) {
@@ -470,41 +465,25 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
    * `"shutdown"`, and resolves once all have ended. `exited` resolves with `reason`.
    */
   stop(reason?: ExitReason | StopOptions): Promise<void> {
-    let args: { reason: ExitReason; drainMs: number };
-    try {
-      args = stopArguments(reason);
-    } catch (error) {
-      return Promise.reject(error);
-    }
-    return this.#end(args.reason, args.drainMs);
+    return this.#ending.stop(reason, (drainMs) => this.#teardown(drainMs));
   }
 
   /** Resolves with the reason the server ended. */
   get exited(): Promise<ExitReason> {
-    return this.#exited;
+    return this.#ending.exited;
   }
 
-  #end(reason: ExitReason, drainMs = 0): Promise<void> {
-    if (this.#stopping !== undefined) return this.#stopping;
-    // #stopping is set before any child exits: a child that exits synchronously inside shutdown()
-    // must see the server stopping, else its plan runs and a nested #end resolves `exited` first.
-    const stopped = Promise.withResolvers<void>();
-    this.#stopping = stopped.promise;
-    void (async () => {
-      this.#closeListeners();
-      unregister(this.name, this);
-      const children = this.#conns.toArray();
-      for (const a of this.#acceptors) a.held = [];
-      this.#waiting = [];
-      await drainThenShutdown(children, drainMs);
-      if (reason !== "normal" && reason !== "shutdown") {
-        emit(
-          `** Sockerl server ${this.name ?? `<${this.#port}>`} terminating\n** Reason for termination == ${describeReason(reason)}`,
-        );
-      }
-      this.#resolveExited(reason);
-    })().then(stopped.resolve, stopped.reject);
-    return this.#stopping;
+  #end(reason: ExitReason): Promise<void> {
+    return this.#ending.end(reason, () => this.#teardown(0));
+  }
+
+  async #teardown(drainMs: number): Promise<void> {
+    this.#closeListeners();
+    unregister(this.name, this);
+    const children = this.#conns.toArray();
+    for (const a of this.#acceptors) a.held = [];
+    this.#waiting = [];
+    await drainThenShutdown(children, drainMs);
   }
 }
 

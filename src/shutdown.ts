@@ -6,8 +6,9 @@
  * @module
  */
 import type { ConnectionProcess } from "./connection.ts";
-import { ArgumentError } from "./errors.ts";
+import { ArgumentError, describeReason } from "./errors.ts";
 import type { ExitReason } from "./handler.ts";
+import { emit } from "./trace.ts";
 
 /** Options of `server.stop()` / `pool.stop()`. */
 export interface StopOptions {
@@ -57,4 +58,60 @@ export async function drainThenShutdown(
   }
   await Promise.all(running.map((c) => c.shutdown("shutdown")));
   await done;
+}
+
+/**
+ * How a server or pool ends, once: `stop()` and a plan's "stop" both go through {@link end}, which
+ * marks the owner as stopping *before* any child exits (a child that exits synchronously inside its
+ * shutdown must see the owner stopping, or its plan would run and end the owner a second time), runs
+ * the owner's teardown, reports an abnormal reason, then resolves `exited`.
+ */
+export class Ending {
+  #stopping: Promise<void> | undefined = undefined;
+  readonly #exited: Promise<ExitReason>;
+  #resolveExited!: (reason: ExitReason) => void;
+
+  constructor(readonly label: () => string) {
+    this.#exited = new Promise((resolve) => {
+      this.#resolveExited = resolve;
+    });
+  }
+
+  /** Whether the end has begun. */
+  get stopping(): boolean {
+    return this.#stopping !== undefined;
+  }
+
+  /** Resolves with the reason once ended. */
+  get exited(): Promise<ExitReason> {
+    return this.#exited;
+  }
+
+  /** `stop(reason)` / `stop({ reason, drainMs })`: a bad argument rejects. */
+  stop(arg: unknown, teardown: (drainMs: number) => Promise<void>): Promise<void> {
+    let args: { reason: ExitReason; drainMs: number };
+    try {
+      args = stopArguments(arg);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.end(args.reason, () => teardown(args.drainMs));
+  }
+
+  /** Ends once with `reason` (later calls share the first end). */
+  end(reason: ExitReason, teardown: () => Promise<void>): Promise<void> {
+    if (this.#stopping !== undefined) return this.#stopping;
+    const stopped = Promise.withResolvers<void>();
+    this.#stopping = stopped.promise;
+    void (async () => {
+      await teardown();
+      if (reason !== "normal" && reason !== "shutdown") {
+        emit(
+          `** Sockerl ${this.label()} terminating\n** Reason for termination == ${describeReason(reason)}`,
+        );
+      }
+      this.#resolveExited(reason);
+    })().then(stopped.resolve, stopped.reject);
+    return stopped.promise;
+  }
 }
