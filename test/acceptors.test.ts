@@ -16,163 +16,25 @@
 
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
-import {
-  type AcceptorMode,
-  type Connection,
-  type Handler,
-  type Server,
-  startServer,
-  sys,
-  type TraceSink,
-  type Transport,
-  type TransportEvents,
-  tcp,
-} from "../src/index.ts";
+import type { AcceptorMode, Connection, Handler } from "../src/index.ts";
+import { RawClient } from "./helpers/client.ts";
+import { cleanup, defer, startTestServer } from "./helpers/server.ts";
+import { captureSink, type SinkCapture } from "./helpers/trace.ts";
+import { countingTcp } from "./helpers/transport.ts";
+import { Log, within } from "./helpers/wait.ts";
 
 const HOST = "127.0.0.1";
 
 // ------------------------------------------------------------------------------------------ helpers
 
-const cleanups: (() => unknown)[] = [];
-let previousSink: TraceSink | undefined;
-let sinkLines: Log<string>;
+/** The sink's lines: acceptor trace lines (and reports), captured instead of going to stderr. */
+let sink: SinkCapture;
 
 beforeEach(() => {
-  sinkLines = new Log<string>();
-  previousSink = sys.setSink((line) => sinkLines.push(line));
+  sink = captureSink();
 });
 
-afterEach(async () => {
-  const list = cleanups.splice(0).reverse();
-  for (const fn of list) {
-    try {
-      await fn();
-    } catch {
-      // best effort
-    }
-  }
-  sys.setSink(previousSink);
-});
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** An append-only list whose growth can be awaited. */
-class Log<T> {
-  readonly items: T[] = [];
-  #waiters: { pred: (items: T[]) => boolean; resolve: () => void }[] = [];
-
-  push(item: T): void {
-    this.items.push(item);
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!w.pred(this.items)) return true;
-      w.resolve();
-      return false;
-    });
-  }
-
-  until(pred: (items: T[]) => boolean, ms = 3000, what = "log condition"): Promise<void> {
-    if (pred(this.items)) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ pred, resolve });
-    return within(promise, ms, what);
-  }
-}
-
-/** A raw Bun client recording what it receives. */
-class Client {
-  readonly chunks: Buffer[] = [];
-  bytes = 0;
-  readonly closed = Promise.withResolvers<void>();
-  #waiters: { n: number; resolve: () => void }[] = [];
-  socket!: Bun.Socket<undefined>;
-
-  static async open(port: number): Promise<Client> {
-    const client = new Client();
-    client.socket = await Bun.connect({
-      hostname: HOST,
-      port,
-      allowHalfOpen: true,
-      socket: {
-        data(_s, chunk) {
-          client.chunks.push(Buffer.from(chunk));
-          client.bytes += chunk.length;
-          client.#waiters = client.#waiters.filter((w) => {
-            if (client.bytes < w.n) return true;
-            w.resolve();
-            return false;
-          });
-        },
-        close() {
-          client.closed.resolve();
-        },
-        error() {},
-      },
-    });
-    cleanups.push(() => client.socket.terminate());
-    return client;
-  }
-
-  get port(): number {
-    return this.socket.localPort;
-  }
-
-  text(): string {
-    return Buffer.concat(this.chunks).toString();
-  }
-
-  until(n: number, ms = 3000): Promise<void> {
-    if (this.bytes >= n) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ n, resolve });
-    return within(promise, ms, `${n} bytes (have ${this.bytes})`);
-  }
-
-  write(data: string | Uint8Array): void {
-    const len = typeof data === "string" ? Buffer.byteLength(data) : data.length;
-    const n = this.socket.write(data);
-    if (n !== len) throw new Error(`short write ${n}/${len}`);
-  }
-
-  /** Writes `text` and waits for it to come back (an echo round trip). */
-  async roundTrip(text: string): Promise<void> {
-    const target = this.bytes + Buffer.byteLength(text);
-    this.write(text);
-    await this.until(target);
-  }
-}
-
-function countingTcp(): { transport: Transport; read: () => number } {
-  const inner = tcp();
-  let read = 0;
-  const transport: Transport = {
-    name: "tcp",
-    secure: false,
-    listen(request) {
-      const events: TransportEvents = {
-        ...request.events,
-        data(socket, chunk) {
-          read += chunk.length;
-          request.events.data(socket, chunk);
-        },
-      };
-      return inner.listen({ ...request, events });
-    },
-    connect(request) {
-      return inner.connect(request);
-    },
-  };
-  return { transport, read: () => read };
-}
+afterEach(cleanup);
 
 /** An echo server that is not under test: a round trip through it proves the event loop has polled. */
 async function pollBarrier(): Promise<() => Promise<void>> {
@@ -185,9 +47,9 @@ async function pollBarrier(): Promise<() => Promise<void>> {
       },
     },
   });
-  cleanups.push(() => listener.stop(true));
-  const client = await Client.open(listener.port);
-  return () => client.roundTrip(".");
+  defer(() => listener.stop(true));
+  const client = await RawClient.connect(listener.port);
+  return () => client.roundTrip(".", 3000);
 }
 
 /** Records the peer port of every connection whose `init` runs, in order; echoes packets. */
@@ -201,21 +63,10 @@ function echoHandler(inits: Log<number>, conns?: Log<Connection>): Handler<undef
   };
 }
 
-async function serve<S, I>(
-  handler: Handler<S, I>,
-  init: I,
-  options: Record<string, unknown> = {},
-): Promise<Server<S, I>> {
-  const server = await startServer(handler, init, 0, { hostname: HOST, ...options });
-  if (server === undefined) throw new Error("server ignored");
-  cleanups.push(() => server.stop());
-  return server;
-}
-
 /** Peer ports of the "accepted socket" acceptor trace lines, with the acceptor id, in order. */
 function accepted(): { acceptor: string; port: number }[] {
   const out: { acceptor: string; port: number }[] = [];
-  for (const line of sinkLines.items) {
+  for (const line of sink.lines) {
     const m = /^\*DBG\* Sockerl acceptor <(\d+)> accepted socket [\d.]+:(\d+)$/.exec(line);
     if (m !== null) out.push({ acceptor: m[1]!, port: Number(m[2]) });
   }
@@ -223,12 +74,12 @@ function accepted(): { acceptor: string; port: number }[] {
 }
 
 /** Connects and waits until the server has accepted the socket (acceptor trace). */
-async function connectAccepted(port: number): Promise<Client> {
-  const client = await Client.open(port);
-  await sinkLines.until(
-    () => accepted().some((a) => a.port === client.port),
+async function connectAccepted(port: number): Promise<RawClient> {
+  const client = await RawClient.connect(port);
+  await sink.until(
+    () => accepted().some((a) => a.port === client.localPort),
     3000,
-    `the server to accept ${client.port}`,
+    `the server to accept ${client.localPort}`,
   );
   return client;
 }
@@ -250,7 +101,7 @@ function listenersOn(port: number): number {
 describe("acceptorCount: 10 on port 0", () => {
   test("ten listening sockets share the one port; acceptors() lists ten [id, mode]", async () => {
     const inits = new Log<number>();
-    const server = await serve(echoHandler(inits), null, { acceptorCount: 10 });
+    const server = await startTestServer(echoHandler(inits), null, { acceptorCount: 10 });
     expect(server.port).toBeGreaterThan(0);
     expect(server.acceptors()).toEqual(Array.from({ length: 10 }, (_, i) => [i + 1, "accept"]));
     expect(server.acceptorList().map((a) => a.listener?.port)).toEqual(Array(10).fill(server.port));
@@ -261,18 +112,21 @@ describe("acceptorCount: 10 on port 0", () => {
 
   test("connections are spread over the acceptors and every one is served", async () => {
     const inits = new Log<number>();
-    const server = await serve(echoHandler(inits), null, { acceptorCount: 10, acceptorDebug: ["trace"] });
-    const clients = await Promise.all(Array.from({ length: 40 }, () => Client.open(server.port)));
-    await Promise.all(clients.map((c, i) => c.roundTrip(`hello ${i}`)));
+    const server = await startTestServer(echoHandler(inits), null, {
+      acceptorCount: 10,
+      acceptorDebug: ["trace"],
+    });
+    const clients = await Promise.all(Array.from({ length: 40 }, () => RawClient.connect(server.port)));
+    await Promise.all(clients.map((c, i) => c.roundTrip(`hello ${i}`, 3000)));
     await inits.until((l) => l.length === 40);
-    expect(new Set(inits.items)).toEqual(new Set(clients.map((c) => c.port)));
+    expect(new Set(inits.items)).toEqual(new Set(clients.map((c) => c.localPort)));
     // SO_REUSEPORT hashes the 4-tuple: 40 connections all landing on one of ten acceptors would be a
     // 1-in-10^39 event.
     expect(new Set(accepted().map((a) => a.acceptor)).size).toBeGreaterThan(1);
   });
 
   test("changeAcceptorModes flips every acceptor; acceptorModes gives the shared mode", async () => {
-    const server = await serve(echoHandler(new Log()), null, { acceptorCount: 10 });
+    const server = await startTestServer(echoHandler(new Log()), null, { acceptorCount: 10 });
     expect(server.acceptorModes()).toBe("accept");
     expect(server.changeAcceptorModes()).toBe("sleep");
     expect(server.acceptorModes()).toBe("sleep");
@@ -286,7 +140,7 @@ describe("acceptorCount: 10 on port 0", () => {
   });
 
   test('mixed modes: acceptorModes lists [id, mode]; changeAcceptorModes is "not_allowed" and changes nothing', async () => {
-    const server = await serve(echoHandler(new Log()), null, { acceptorCount: 10 });
+    const server = await startTestServer(echoHandler(new Log()), null, { acceptorCount: 10 });
     server.acceptorList()[2]!.setMode("sleep");
     const expected = Array.from({ length: 10 }, (_, i): [number, AcceptorMode] => [
       i + 1,
@@ -312,7 +166,7 @@ describe('acceptorMode: "sleep"', () => {
     const counter = countingTcp();
     const inits = new Log<number>();
     const barrier = await pollBarrier();
-    const server = await serve(echoHandler(inits), null, {
+    const server = await startTestServer(echoHandler(inits), null, {
       acceptorMode: "sleep",
       acceptorDebug: ["trace"],
       transport: counter.transport,
@@ -324,13 +178,13 @@ describe('acceptorMode: "sleep"', () => {
     await barrier();
     expect(inits.items).toEqual([]);
     expect(counter.read()).toBe(0); // the bytes stay in the kernel
-    expect(client.bytes).toBe(0);
+    expect(client.received).toBe(0);
     expect(server.connections()).toEqual([]); // not served: not a live child yet
 
     server.wakeupAcceptors();
     await inits.until((l) => l.length === 1);
-    expect(inits.items).toEqual([client.port]);
-    await client.until(5);
+    expect(inits.items).toEqual([client.localPort]);
+    await client.waitForBytes(5, 3000);
     expect(client.text()).toBe("hello");
     expect(server.connections().length).toBe(1);
   });
@@ -339,84 +193,87 @@ describe('acceptorMode: "sleep"', () => {
     "held connections are served in arrival order at wakeup (acceptorCount %d)",
     async (acceptorCount) => {
       const inits = new Log<number>();
-      const server = await serve(echoHandler(inits), null, {
+      const server = await startTestServer(echoHandler(inits), null, {
         acceptorMode: "sleep",
         acceptorCount,
         acceptorDebug: ["trace"],
       });
-      const clients: Client[] = [];
+      const clients: RawClient[] = [];
       for (let i = 0; i < 12; i++) clients.push(await connectAccepted(server.port));
       expect(inits.items).toEqual([]);
       server.wakeupAcceptors();
       await inits.until((l) => l.length === 12);
-      expect(inits.items).toEqual(clients.map((c) => c.port));
-      await Promise.all(clients.map((c, i) => c.roundTrip(`#${i}`)));
+      expect(inits.items).toEqual(clients.map((c) => c.localPort));
+      await Promise.all(clients.map((c, i) => c.roundTrip(`#${i}`, 3000)));
     },
   );
 
   test("changeAcceptorModes waking every acceptor also serves in arrival order", async () => {
     const inits = new Log<number>();
-    const server = await serve(echoHandler(inits), null, {
+    const server = await startTestServer(echoHandler(inits), null, {
       acceptorMode: "sleep",
       acceptorCount: 3,
       acceptorDebug: ["trace"],
     });
-    const clients: Client[] = [];
+    const clients: RawClient[] = [];
     for (let i = 0; i < 9; i++) clients.push(await connectAccepted(server.port));
     expect(server.changeAcceptorModes()).toBe("accept");
     await inits.until((l) => l.length === 9);
-    expect(inits.items).toEqual(clients.map((c) => c.port));
+    expect(inits.items).toEqual(clients.map((c) => c.localPort));
   });
 
   test("sleep takes effect at once: the very next connection is held (no one-more-accept)", async () => {
     const counter = countingTcp();
     const inits = new Log<number>();
     const conns = new Log<Connection>();
-    const server = await serve(echoHandler(inits, conns), null, {
+    const server = await startTestServer(echoHandler(inits, conns), null, {
       acceptorDebug: ["trace"],
       transport: counter.transport,
     });
-    const first = await Client.open(server.port);
-    await first.roundTrip("first");
+    const first = await RawClient.connect(server.port);
+    await first.roundTrip("first", 3000);
     server.sleepAcceptors();
     const second = await connectAccepted(server.port);
     second.write("second");
-    await first.roundTrip("poll"); // the loop polled, the served connection still works
-    await first.roundTrip("poll");
-    expect(inits.items).toEqual([first.port]);
+    await first.roundTrip("poll", 3000); // the loop polled, the served connection still works
+    await first.roundTrip("poll", 3000);
+    expect(inits.items).toEqual([first.localPort]);
     expect(counter.read()).toBe("firstpollpoll".length);
-    expect(second.bytes).toBe(0);
+    expect(second.received).toBe(0);
     expect(server.connections().map(([id]) => id)).toEqual([conns.items[0]!.id]);
 
     server.wakeupAcceptors();
     await inits.until((l) => l.length === 2);
-    await second.until(6);
+    await second.waitForBytes(6, 3000);
     expect(second.text()).toBe("second");
     // Awake again: a new connection is served at once.
-    const third = await Client.open(server.port);
-    await third.roundTrip("third");
-    expect(inits.items).toEqual([first.port, second.port, third.port]);
+    const third = await RawClient.connect(server.port);
+    await third.roundTrip("third", 3000);
+    expect(inits.items).toEqual([first.localPort, second.localPort, third.localPort]);
   });
 
   test("one sleeping acceptor among awake ones holds only what the kernel hands it", async () => {
     const inits = new Log<number>();
-    const server = await serve(echoHandler(inits), null, { acceptorCount: 2, acceptorDebug: ["trace"] });
+    const server = await startTestServer(echoHandler(inits), null, {
+      acceptorCount: 2,
+      acceptorDebug: ["trace"],
+    });
     const sleeper = server.acceptorList()[0]!;
     sleeper.setMode("sleep");
-    const clients: Client[] = [];
+    const clients: RawClient[] = [];
     for (let i = 0; i < 16; i++) clients.push(await connectAccepted(server.port));
     const held = sleeper.held.length;
     await inits.until((l) => l.length === 16 - held);
     expect(server.connections().length).toBe(16 - held);
     sleeper.setMode("accept");
     await inits.until((l) => l.length === 16);
-    await Promise.all(clients.map((c, i) => c.roundTrip(`${i}`)));
+    await Promise.all(clients.map((c, i) => c.roundTrip(`${i}`, 3000)));
   });
 
   test("a held connection whose peer left is handled at wakeup (init, then disconnect), no hang", async () => {
     const events = new Log<string>();
     const conns = new Log<Connection>();
-    const server = await serve<undefined, null>(
+    const server = await startTestServer<undefined, null>(
       {
         init(_i, meta) {
           events.push("init");
@@ -443,7 +300,7 @@ describe('acceptorMode: "sleep"', () => {
 
   test("stopping a sleeping server closes held connections without init or terminate", async () => {
     const events = new Log<string>();
-    const server = await serve<undefined, null>(
+    const server = await startTestServer<undefined, null>(
       {
         init() {
           events.push("init");
@@ -458,7 +315,7 @@ describe('acceptorMode: "sleep"', () => {
     );
     const client = await connectAccepted(server.port);
     await within(server.stop(), 3000, "stop");
-    await within(client.closed.promise, 3000, "the held socket to close");
+    await within(client.closedPromise, 3000, "the held socket to close");
     expect(events.items).toEqual([]);
     expect(await server.exited).toBe("normal");
   });
@@ -469,22 +326,22 @@ describe('acceptorMode: "sleep"', () => {
 describe("no hand-off delay", () => {
   test("50 simultaneous connections to one acceptor are all accepted, init'ed and served", async () => {
     const inits = new Log<number>();
-    const server = await serve(echoHandler(inits), null);
+    const server = await startTestServer(echoHandler(inits), null);
     const clients = await within(
-      Promise.all(Array.from({ length: 50 }, () => Client.open(server.port))),
+      Promise.all(Array.from({ length: 50 }, () => RawClient.connect(server.port))),
       3000,
       "50 connects",
     );
     await inits.until((l) => l.length === 50, 3000, "50 inits"); // SockErl: 25 s (500 ms each)
-    await within(Promise.all(clients.map((c, i) => c.roundTrip(`ping ${i}`))), 3000, "50 round trips");
-    expect(new Set(inits.items)).toEqual(new Set(clients.map((c) => c.port)));
+    await within(Promise.all(clients.map((c, i) => c.roundTrip(`ping ${i}`, 3000))), 3000, "50 round trips");
+    expect(new Set(inits.items)).toEqual(new Set(clients.map((c) => c.localPort)));
   });
 
   test("a pending async init holds up no other connection", async () => {
     const gate = Promise.withResolvers<void>();
     const inits = new Log<number>();
     let first = true;
-    const server = await serve<undefined, null>(
+    const server = await startTestServer<undefined, null>(
       {
         async init(_i, meta) {
           if (first) {
@@ -497,14 +354,14 @@ describe("no hand-off delay", () => {
       },
       null,
     );
-    const slow = await Client.open(server.port);
+    const slow = await RawClient.connect(server.port);
     slow.write("queued");
-    const others = await Promise.all(Array.from({ length: 10 }, () => Client.open(server.port)));
-    await Promise.all(others.map((c) => c.roundTrip("hi")));
+    const others = await Promise.all(Array.from({ length: 10 }, () => RawClient.connect(server.port)));
+    await Promise.all(others.map((c) => c.roundTrip("hi", 3000)));
     expect(inits.items.length).toBe(10);
     gate.resolve();
     await inits.until((l) => l.length === 11);
-    await slow.until(6);
+    await slow.waitForBytes(6, 3000);
     expect(slow.text()).toBe("queued");
   });
 });

@@ -9,22 +9,13 @@
  * `conn.exited` resolves with and what `terminate` gets; the server (with `plan: ["delete"]`) lives on.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import {
-  type Action,
-  BadReturnError,
-  type Connection,
-  type ExitReason,
-  type Handler,
-  type Packet,
-} from "../src/index.ts";
-import { frame4, RawClient, unframe4 } from "./helpers/client.ts";
+import { type Action, BadReturnError, type Connection, type ExitReason, type Handler } from "../src/index.ts";
+import { frame4, packetText, RawClient, unframe4 } from "./helpers/client.ts";
 import { cleanup, startTestServer } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 
 afterEach(cleanup);
-
-const text = (p: Packet): string => (typeof p === "string" ? p : Buffer.from(p).toString());
 
 interface Harness {
   readonly client: RawClient;
@@ -54,7 +45,7 @@ async function harness<S>(
     },
     handlePacket(packet, state) {
       packets++;
-      return act(text(packet), state);
+      return act(packetText(packet), state);
     },
     handleCall: (request, _from, state) =>
       options.call ? options.call(request, state) : { reply: state as unknown },
@@ -361,7 +352,7 @@ describe("bad returns", () => {
     const server = await startTestServer<undefined, undefined>(
       {
         init: () => undefined,
-        handlePacket: (p) => (text(p) === "bad" ? ("ok" as unknown as Action<undefined>) : { send: p }),
+        handlePacket: (p) => (packetText(p) === "bad" ? ("ok" as unknown as Action<undefined>) : { send: p }),
       },
       undefined,
       { plan: ["delete"] },

@@ -37,17 +37,12 @@ import {
   whereis,
 } from "../src/index.ts";
 import { RawClient } from "./helpers/client.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { rejection } from "./helpers/errors.ts";
+import { cleanup, startTestServer, trackStop } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
-import { within } from "./helpers/wait.ts";
+import { EventRecorder, within } from "./helpers/wait.ts";
 
-const stoppers: Array<() => Promise<void>> = [];
-
-afterEach(async () => {
-  const list = stoppers.splice(0);
-  await within(Promise.all(list.map((stop) => stop())), 3000, "connectors and pools to stop in cleanup");
-  await cleanup();
-});
+afterEach(cleanup);
 
 const HOST = "127.0.0.1";
 const BY = ["handle", "name"] as const;
@@ -60,31 +55,10 @@ function freshName(kind: string): string {
 }
 
 /** What the server saw: packets (text), inits, terminates; awaitable conditions. */
-class ServerLog {
+class ServerLog extends EventRecorder {
   text = "";
   inits = 0;
   terminated: ExitReason[] = [];
-  #waiters: Array<() => void> = [];
-
-  changed(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
-  }
-
-  until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return within(
-      new Promise<void>((resolve) => {
-        const poll = (): void => {
-          if (check()) resolve();
-          else this.#waiters.push(poll);
-        };
-        poll();
-      }),
-      timeoutMs,
-      what,
-    );
-  }
 }
 
 /** A server that greets each connection with "hello\n" and records what arrives. */
@@ -133,8 +107,7 @@ async function connector(port: number, name?: string, terminated?: ExitReason[])
     name === undefined ? {} : { name },
   );
   if (conn === undefined) throw new Error("connector ignored");
-  stoppers.push(() => conn.stop());
-  return conn;
+  return trackStop(conn);
 }
 
 /** Starts a (named) pool to `port`, stopped in afterEach. */
@@ -143,22 +116,7 @@ async function pool(port: number, name?: string, connectorCount = 1): Promise<Po
     connectorCount,
     ...(name === undefined ? {} : { name }),
   });
-  stoppers.push(() => p.stop());
-  return p;
-}
-
-/** Resolves with what a promise rejected with (fails if it resolves). */
-async function rejection(promise: Promise<unknown>, timeoutMs = 3000): Promise<unknown> {
-  return within(
-    promise.then(
-      (value) => {
-        throw new Error(`expected a rejection, got ${String(value)}`);
-      },
-      (error: unknown) => error,
-    ),
-    timeoutMs,
-    "the rejection",
-  );
+  return trackStop(p);
 }
 
 /** Calls `fn`, which must return a promise (not throw), and resolves with its rejection. */
@@ -169,7 +127,7 @@ async function rejects(fn: () => Promise<unknown>): Promise<unknown> {
   } catch (error) {
     throw new Error(`threw synchronously instead of rejecting: ${String(error)}`);
   }
-  return rejection(promise);
+  return rejection(promise, 3000);
 }
 
 function expectNoProc(error: unknown): void {
@@ -425,7 +383,7 @@ describe("stopped processes", () => {
     const port = probe.port;
     await probe.stop();
     const name = freshName("conn");
-    await rejection(startConnector(clientHandler(), undefined, HOST, port, { name }));
+    await rejection(startConnector(clientHandler(), undefined, HOST, port, { name }), 3000);
     expect(whereis(name)).toBeUndefined();
     const server = await loggingServer(new ServerLog());
     const conn = await connector(server.port, name);
@@ -439,15 +397,18 @@ describe("whereis and name clashes", () => {
     const server = await loggingServer(new ServerLog(), name);
     const clash = await rejection(
       startTestServer({ init: () => undefined, handlePacket: () => undefined }, undefined, { name }),
+      3000,
     );
     expect(clash).toBeInstanceOf(OptionError);
     expect((clash as OptionError).option).toBe("name");
     const connClash = await rejection(
       startConnector(clientHandler(), undefined, HOST, server.port, { name }),
+      3000,
     );
     expect(connClash).toBeInstanceOf(OptionError);
     const poolClash = await rejection(
       startConnectorPool(clientHandler(), undefined, [[HOST, server.port]], { name }),
+      3000,
     );
     expect(poolClash).toBeInstanceOf(OptionError);
     expect(whereis(name)).toBe(server);

@@ -8,8 +8,8 @@
  * before the FIN. Other events (calls) are still served while the queue is full.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { type Connection, type Handler, type Packet, SocketSendError } from "../src/index.ts";
-import { pattern, RawClient, sha256 } from "./helpers/client.ts";
+import { type Connection, type Handler, SocketSendError } from "../src/index.ts";
+import { packetText, pattern, RawClient, sha256 } from "./helpers/client.ts";
 import { cleanup, startTestServer } from "./helpers/server.ts";
 import { observe, waitFor, within } from "./helpers/wait.ts";
 
@@ -18,8 +18,6 @@ afterEach(cleanup);
 const MiB = 1024 * 1024;
 const BIG = pattern(32 * MiB, 7);
 const BIG_SHA = sha256(BIG);
-
-const text = (p: Packet): string => (typeof p === "string" ? p : Buffer.from(p).toString());
 
 describe("writes never lose data", () => {
   test.each(["conn.sendSync", "send in an action"] as const)(
@@ -32,7 +30,7 @@ describe("writes never lose data", () => {
           init: (_i, meta) => void started.resolve(meta.connection),
           handlePacket(packet) {
             handled.resolve();
-            return text(packet) === "push" ? { send: BIG } : undefined;
+            return packetText(packet) === "push" ? { send: BIG } : undefined;
           },
           handleCall: () => ({ reply: "served" }),
         },
@@ -108,7 +106,7 @@ describe("highWaterMark", () => {
       handlePacket(packet) {
         packets++;
         bytesIn += packet.length;
-        if (packets === 1 && text(packet) === "push") {
+        if (packets === 1 && packetText(packet) === "push") {
           pushed.resolve();
           return { send: push };
         }

@@ -11,13 +11,11 @@ import { afterEach, describe, expect, test } from "bun:test";
 import * as sockerl from "../src/index.ts";
 import {
   ArgumentError,
-  type Connection,
   FrameTooLargeError,
   type Handler,
   NoProcError,
   OptionError,
   type PacketFraming,
-  type Pool,
   type ReceiveMode,
   type Server,
   startConnector,
@@ -29,17 +27,11 @@ import {
   unix,
 } from "../src/index.ts";
 import { RawClient } from "./helpers/client.ts";
-import { cleanup, startTestServer, track } from "./helpers/server.ts";
+import { cleanup, startTestServer, track, trackStop } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 
-const pools: Pool<never, never>[] = [];
-const conns: Connection[] = [];
-afterEach(async () => {
-  await Promise.all(conns.splice(0).map((c) => c.stop()));
-  await Promise.all(pools.splice(0).map((p) => p.stop()));
-  await cleanup();
-});
+afterEach(cleanup);
 
 // biome-ignore lint/suspicious/noExplicitAny: feeding wrong types on purpose
 type Any = any;
@@ -308,10 +300,8 @@ describe("startConnectorPool", () => {
 /** A server, a connector to it and a pool, for the handle and module-function cases. */
 async function fixtures() {
   const server = await startTestServer(handler, undefined);
-  const conn = (await startConnector(handler, undefined, "127.0.0.1", server.port))!;
-  conns.push(conn);
-  const pool = await startConnectorPool(handler, undefined, [["127.0.0.1", server.port]]);
-  pools.push(pool as Pool<never, never>);
+  const conn = trackStop((await startConnector(handler, undefined, "127.0.0.1", server.port))!);
+  const pool = trackStop(await startConnectorPool(handler, undefined, [["127.0.0.1", server.port]]));
   return { server, conn, pool };
 }
 

@@ -21,25 +21,22 @@ import {
   NoProcError,
   type Packet,
 } from "../src/index.ts";
-import { frame4, RawClient } from "./helpers/client.ts";
+import { CONNECTION_CALLBACKS, type ConnectionCallback } from "./helpers/callbacks.ts";
+import { frame4, packetText, RawClient } from "./helpers/client.ts";
 import { cleanup, startTestServer } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
-import { waitFor, within } from "./helpers/wait.ts";
+import { Log, waitFor, within } from "./helpers/wait.ts";
 
 afterEach(cleanup);
 
-/** Collects the connections a handler's `init` saw; `next()` resolves with the next one. */
+/** Collects the connections a handler's `init` saw; `nth(n)` resolves with the `n`th once it started. */
 function connections() {
-  const seen: Connection[] = [];
-  let waiting: ((c: Connection) => void)[] = [];
+  const log = new Log<Connection>();
   return {
-    seen,
+    seen: log.items,
     /** Call from `init`. */
     add(meta: Meta<unknown>): void {
-      seen.push(meta.connection);
-      const w = waiting;
-      waiting = [];
-      for (const resolve of w) resolve(meta.connection);
+      log.push(meta.connection);
     },
     /** Call from `init`: records the connection and returns `action`. */
     started<A>(meta: Meta<unknown>, action: A): A {
@@ -47,26 +44,9 @@ function connections() {
       return action;
     },
     /** The `n`th connection (0-based), once its `init` ran. */
-    nth(n: number): Promise<Connection> {
-      const c = seen[n];
-      if (c !== undefined) return Promise.resolve(c);
-      return within(
-        new Promise<Connection>((resolve) => {
-          const check = (): void => {
-            const found = seen[n];
-            if (found !== undefined) resolve(found);
-            else waiting.push(check);
-          };
-          waiting.push(check);
-        }),
-        2000,
-        `connection #${n} to start`,
-      );
-    },
+    nth: (n: number): Promise<Connection> => log.nth(n, 2000, `connection #${n} to start`),
   };
 }
-
-const text = (p: Packet): string => (typeof p === "string" ? p : Buffer.from(p).toString());
 
 describe("init and handlePacket", () => {
   test("init gets the init argument and meta; its state is the state the first handlePacket sees", async () => {
@@ -77,7 +57,7 @@ describe("init and handlePacket", () => {
         return { state: { base, seen: [] } };
       },
       handlePacket(packet, state) {
-        const seen = [...state.seen, text(packet)];
+        const seen = [...state.seen, packetText(packet)];
         return { state: { base: state.base, seen }, send: `${state.base + seen.length}:${seen.join(",")};` };
       },
       handleCall(_request, _from, state) {
@@ -320,7 +300,7 @@ describe("handleCast, handleEvent, handleDisconnect", () => {
         init: (_i, meta) => void conns.add(meta),
         async handlePacket(packet) {
           await Bun.sleep(1);
-          log.push(text(packet));
+          log.push(packetText(packet));
         },
         handleDisconnect: () => void log.push("disconnect"),
       },
@@ -522,7 +502,7 @@ describe("terminate", () => {
       {
         init: (_i, meta) => void conns.add(meta),
         handlePacket(packet) {
-          const what = text(packet);
+          const what = packetText(packet);
           if (what === "close") return { close: true };
           if (what === "stop") return { stop: { custom: "reason" } };
           if (what === "crash") throw new Error("boom");
@@ -625,31 +605,8 @@ describe('init returning "ignore"', () => {
  * Builds a handler where `failing` throws (sync) or rejects (async) with `thrown`, plus a trigger that
  * makes the test reach that callback.
  */
-type Failing =
-  | "init"
-  | "handlePacket"
-  | "handleCall"
-  | "handleCast"
-  | "handleEvent"
-  | "handleDisconnect"
-  | "timeout"
-  | "srtimeout"
-  | "terminate";
-
-const FAILING: Failing[] = [
-  "init",
-  "handlePacket",
-  "handleCall",
-  "handleCast",
-  "handleEvent",
-  "handleDisconnect",
-  "timeout",
-  "srtimeout",
-  "terminate",
-];
-
 describe("callback errors", () => {
-  const table = FAILING.flatMap((name) => [
+  const table = CONNECTION_CALLBACKS.flatMap((name) => [
     [name, "a synchronous throw"] as const,
     [name, "a rejected promise"] as const,
   ]);
@@ -665,7 +622,7 @@ describe("callback errors", () => {
         throw thrown;
       };
       /** Fails when `name` is the failing callback and this is the first connection. */
-      const maybeFail = (name: Failing, meta: Meta<number>): undefined | Promise<undefined> => {
+      const maybeFail = (name: ConnectionCallback, meta: Meta<number>): undefined | Promise<undefined> => {
         if (name !== failing || meta.connection !== conns.seen[0]) return undefined;
         if (how === "a synchronous throw") fail();
         return Promise.reject(thrown);
@@ -797,7 +754,10 @@ describe("ordering", () => {
       {
         init: (_i, meta) => conns.started(meta, { state: 0 }),
         handlePacket: (packet, n) =>
-          tracked(t, `p${text(packet)}`, seq++, () => ({ state: n + 1, send: n % 100 === 99 ? "ack" : [] })),
+          tracked(t, `p${packetText(packet)}`, seq++, () => ({
+            state: n + 1,
+            send: n % 100 === 99 ? "ack" : [],
+          })),
         handleCall: (request, _from, n) =>
           tracked(t, `call${String(request)}`, seq++, () => ({ reply: [request, n] })),
         handleCast: (message) => tracked(t, `cast${String(message)}`, seq++, () => undefined),
@@ -839,7 +799,7 @@ describe("ordering", () => {
         init: (_i, meta) => conns.started(meta, { state: 0 }),
         handlePacket: (packet, n) =>
           tracked(t, "p", seq++, () => {
-            received.push(text(packet));
+            received.push(packetText(packet));
             return { state: n + packet.length };
           }),
         handleCall: (_r, _f, n) => ({ reply: n }),

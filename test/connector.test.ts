@@ -26,20 +26,12 @@ import {
   startConnector,
   startConnectorPool,
 } from "../src/index.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { rejection } from "./helpers/errors.ts";
+import { cleanup, closedPort, defer, startTestServer, trackStop } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
-import { waitFor, within } from "./helpers/wait.ts";
+import { EventRecorder, waitFor, within } from "./helpers/wait.ts";
 
-const connectors = new Set<Connection>();
-const finalizers: Array<() => void> = [];
-
-afterEach(async () => {
-  const list = [...connectors];
-  connectors.clear();
-  await within(Promise.all(list.map((c) => c.stop())), 3000, "connectors to stop in cleanup");
-  for (const f of finalizers.splice(0)) f();
-  await cleanup();
-});
+afterEach(cleanup);
 
 /** startConnector on 127.0.0.1 that registers the connector for cleanup. */
 async function connect<S, I>(
@@ -49,66 +41,15 @@ async function connect<S, I>(
   options: Parameters<typeof startConnector>[4] = {},
 ): Promise<Connection | undefined> {
   const conn = await startConnector(handler, init, "127.0.0.1", port, options);
-  if (conn !== undefined) connectors.add(conn);
+  if (conn !== undefined) trackStop(conn);
   return conn;
 }
 
-/** A port that was just bound and released: nothing listens on it. */
-async function closedPort(): Promise<number> {
-  const s = await startTestServer({ init: () => undefined, handlePacket: () => undefined }, undefined);
-  const port = s.port;
-  await s.stop();
-  return port;
-}
-
-/** Resolves with what a promise rejected with (fails if it resolves). */
-async function rejection(promise: Promise<unknown>, timeoutMs = 5000): Promise<unknown> {
-  return within(
-    promise.then(
-      (value) => {
-        throw new Error(`expected a rejection, got ${String(value)}`);
-      },
-      (error: unknown) => error,
-    ),
-    timeoutMs,
-    "the rejection",
-  );
-}
-
 /** Server side of the tests: records every connection, packet and terminate. */
-interface ServerLog {
-  conns: Connection[];
-  packets: string[];
-  terminated: ExitReason[];
-  changed: Array<() => void>;
-}
-
-function newLog(): ServerLog {
-  return { conns: [], packets: [], terminated: [], changed: [] };
-}
-
-function notify(log: { changed: Array<() => void> }): void {
-  for (const w of log.changed.splice(0)) w();
-}
-
-/** Resolves once `check()` holds, re-checked on every server event. */
-function until(
-  log: { changed: Array<() => void> },
-  check: () => boolean,
-  timeoutMs: number,
-  what: string,
-): Promise<void> {
-  return within(
-    new Promise<void>((resolve) => {
-      const poll = (): void => {
-        if (check()) resolve();
-        else log.changed.push(poll);
-      };
-      poll();
-    }),
-    timeoutMs,
-    what,
-  );
+class ServerLog extends EventRecorder {
+  readonly conns: Connection[] = [];
+  readonly packets: string[] = [];
+  readonly terminated: ExitReason[] = [];
 }
 
 /** An echo server (text packets) that records what it sees; `quiet: true` records without echoing. */
@@ -117,17 +58,17 @@ async function recordingServer(log: ServerLog, quiet = false): Promise<Server<un
     {
       init(_i, meta) {
         log.conns.push(meta.connection);
-        notify(log);
+        log.changed();
         return undefined;
       },
       handlePacket(packet) {
         log.packets.push(String(packet));
-        notify(log);
+        log.changed();
         return quiet ? undefined : { send: packet };
       },
       terminate(reason) {
         log.terminated.push(reason);
-        notify(log);
+        log.changed();
       },
     },
     undefined,
@@ -137,10 +78,10 @@ async function recordingServer(log: ServerLog, quiet = false): Promise<Server<un
 
 // ------------------------------------------------------------------ SockErl's README client
 
-interface ReadmeLog {
-  timeouts: number[];
-  terminated: ExitReason[];
-  changed: Array<() => void>;
+/** What the README client saw: the timeout at each echo, and its terminate reasons. */
+class ReadmeLog extends EventRecorder {
+  readonly timeouts: number[] = [];
+  readonly terminated: ExitReason[] = [];
 }
 
 /**
@@ -157,7 +98,7 @@ function readmeClient(log: ReadmeLog, stepMs: number): Handler<undefined, number
     },
     handlePacket(_packet, _state, meta) {
       log.timeouts.push(meta.timeout);
-      notify(log);
+      log.changed();
       return { timeout: meta.timeout + stepMs };
     },
     handleDisconnect() {
@@ -172,16 +113,16 @@ function readmeClient(log: ReadmeLog, stepMs: number): Handler<undefined, number
 describe("SockErl README timeout-driven client", () => {
   test("sends timestamps on timeout, raises its timeout per reply, and exits 'closed_by_remote' with a report when the server stops its connection", async () => {
     const sink = captureSink();
-    const serverLog = newLog();
+    const serverLog = new ServerLog();
     const server = await recordingServer(serverLog);
-    const log: ReadmeLog = { timeouts: [], terminated: [], changed: [] };
+    const log = new ReadmeLog();
     const conn = await connect(readmeClient(log, 5), 10, server.port);
     expect(conn).toBeDefined();
 
-    await until(serverLog, () => serverLog.packets.length >= 3, 3000, "three timestamps");
+    await serverLog.until(() => serverLog.packets.length >= 3, 3000, "three timestamps");
     for (const p of serverLog.packets.slice(0, 3)) expect(p).toMatch(/^\d{13}$/);
     // The timeout grows by the step with each echoed packet (the client saw 10, then 15, ...).
-    await until(log, () => log.timeouts.length >= 2, 3000, "two echoes");
+    await log.until(() => log.timeouts.length >= 2, 3000, "two echoes");
     expect(log.timeouts.slice(0, 2)).toEqual([10, 15]);
 
     // The server stops its side of the connection (normal exit: no report for it).
@@ -299,19 +240,17 @@ async function hangingListener(): Promise<NonAcceptingListener | undefined> {
     console.warn("skipped: cannot bind a non-accepting listener through libc");
     return undefined;
   }
-  finalizers.push(listener.close);
+  defer(listener.close);
   // Fill the one-slot accept queue so the next SYNs are dropped.
   const filler = await Bun.connect({ hostname: "127.0.0.1", port: listener.port, socket: { data() {} } });
-  finalizers.unshift(() => filler.terminate());
+  defer(() => filler.terminate());
   return listener;
 }
 
 describe("connect errors", () => {
   test("a refused port rejects with SocketConnectError ECONNREFUSED (reason, info, transport, host, port)", async () => {
     const port = await closedPort();
-    const error = await rejection(
-      startConnector(readmeClient({ timeouts: [], terminated: [], changed: [] }, 1), 10, "127.0.0.1", port),
-    );
+    const error = await rejection(startConnector(readmeClient(new ReadmeLog(), 1), 10, "127.0.0.1", port));
     expect(error).toBeInstanceOf(SocketConnectError);
     expect(error).toBeInstanceOf(SockerlError);
     expect(error).toMatchObject({
@@ -492,7 +431,7 @@ function processClient(terminated: ExitReason[]): Handler<ClientState, string> {
 
 describe("a connector behaves like a server connection", () => {
   test("call (immediate and deferred reply), cast, notify, sendSync and sendAsync reach the handler and the peer in order", async () => {
-    const serverLog = newLog();
+    const serverLog = new ServerLog();
     const server = await recordingServer(serverLog, true);
     const terminated: ExitReason[] = [];
     const conn = (await connect(processClient(terminated), "hi|", server.port))!;
@@ -506,27 +445,27 @@ describe("a connector behaves like a server connection", () => {
     conn.sendAsync("async|");
     expect(await conn.call("state")).toEqual({ casts: ["c1"], events: ["e1"] });
 
-    await until(serverLog, () => serverLog.packets.join("") === "hi|cast:c1sync|async|", 2000, "the bytes");
+    await serverLog.until(() => serverLog.packets.join("") === "hi|cast:c1sync|async|", 2000, "the bytes");
   }, 10000);
 
   test("stop() runs terminate once, resolves after it, closes the socket (the server sees the disconnect) and exited resolves 'normal'", async () => {
-    const serverLog = newLog();
+    const serverLog = new ServerLog();
     const server = await recordingServer(serverLog, true);
     const terminated: ExitReason[] = [];
     const conn = (await connect(processClient(terminated), "hi", server.port))!;
-    await until(serverLog, () => serverLog.conns.length === 1, 2000, "the server connection");
+    await serverLog.until(() => serverLog.conns.length === 1, 2000, "the server connection");
 
     await within(conn.stop(), 2000, "conn.stop()");
     expect(terminated).toEqual(["normal"]);
     expect(await conn.exited).toBe("normal");
-    await until(serverLog, () => serverLog.terminated.length === 1, 2000, "the server side to end");
+    await serverLog.until(() => serverLog.terminated.length === 1, 2000, "the server side to end");
     expect(serverLog.terminated).toEqual(["normal"]);
     expect(server.connections()).toEqual([]);
   }, 10000);
 
   test("a stopped connector rejects calls and sendSync with NoProcError; stop() again resolves", async () => {
     captureSink();
-    const server = await recordingServer(newLog(), true);
+    const server = await recordingServer(new ServerLog(), true);
     const terminated: ExitReason[] = [];
     const conn = (await connect(processClient(terminated), "hi", server.port))!;
     await conn.stop("done");
@@ -545,7 +484,7 @@ describe("a connector behaves like a server connection", () => {
 
   test("a connector whose server goes away exits normally (no handleDisconnect) and prints no report", async () => {
     const sink = captureSink();
-    const server = await recordingServer(newLog(), true);
+    const server = await recordingServer(new ServerLog(), true);
     const terminated: ExitReason[] = [];
     const conn = (await connect(processClient(terminated), "hi", server.port))!;
     await server.stop();
@@ -558,7 +497,7 @@ describe("a connector behaves like a server connection", () => {
 describe("init outcomes", () => {
   test("init returning 'ignore' resolves to undefined: no terminate, no report, the server sees the close", async () => {
     const sink = captureSink();
-    const serverLog = newLog();
+    const serverLog = new ServerLog();
     const server = await recordingServer(serverLog, true);
     let terminates = 0;
     const result = await connect(
@@ -573,14 +512,14 @@ describe("init outcomes", () => {
       server.port,
     );
     expect(result).toBeUndefined();
-    await until(serverLog, () => serverLog.terminated.length === 1, 2000, "the server side to end");
+    await serverLog.until(() => serverLog.terminated.length === 1, 2000, "the server side to end");
     expect(terminates).toBe(0);
     expect(sink.reports()).toEqual([]);
   }, 10000);
 
   test("init throwing rejects with CallbackError (callback 'init', cause the thrown value) and closes the socket", async () => {
     captureSink();
-    const serverLog = newLog();
+    const serverLog = new ServerLog();
     const server = await recordingServer(serverLog, true);
     const thrown = new Error("no init for you");
     let terminates = 0;
@@ -605,12 +544,12 @@ describe("init outcomes", () => {
     expect((error as CallbackError).callback).toBe("init");
     expect((error as CallbackError).cause).toBe(thrown);
     expect(terminates).toBe(0);
-    await until(serverLog, () => serverLog.terminated.length === 1, 2000, "the server side to end");
+    await serverLog.until(() => serverLog.terminated.length === 1, 2000, "the server side to end");
   }, 10000);
 
   test("an async init that rejects also rejects with CallbackError", async () => {
     captureSink();
-    const server = await recordingServer(newLog(), true);
+    const server = await recordingServer(new ServerLog(), true);
     const error = await rejection(
       startConnector(
         {
@@ -630,7 +569,7 @@ describe("init outcomes", () => {
 
   test("init returning { stop: reason } rejects with a SockerlError carrying that reason", async () => {
     captureSink();
-    const server = await recordingServer(newLog(), true);
+    const server = await recordingServer(new ServerLog(), true);
     const error = await rejection(
       startConnector(
         { init: () => ({ stop: "refused" }), handlePacket: () => undefined },

@@ -9,7 +9,6 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import {
   BadReturnError,
-  type Connection,
   type ConnectRequest,
   type ExitReason,
   type Handler,
@@ -20,7 +19,7 @@ import {
   type TransportListener,
   type TransportSocket,
 } from "../src/index.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { cleanup, defer, startTestServer, trackStop } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
 import { within } from "./helpers/wait.ts";
 
@@ -130,16 +129,7 @@ function xorTransport(): Transport {
   };
 }
 
-const connectors = new Set<Connection>();
-const rawClients: Bun.Socket<unknown>[] = [];
-
-afterEach(async () => {
-  for (const c of rawClients.splice(0)) c.terminate();
-  const list = [...connectors];
-  connectors.clear();
-  await within(Promise.all(list.map((c) => c.stop())), 3000, "connectors to stop");
-  await cleanup();
-});
+afterEach(cleanup);
 
 interface Seen {
   transport: string;
@@ -180,7 +170,7 @@ describe("a custom xor transport", () => {
       server.port,
       { transport: xorTransport() },
     );
-    connectors.add(conn!);
+    trackStop(conn!);
     expect(await within(got.promise, 3000, "the echo")).toBe("echo:hello xor");
     expect(serverSeen).toEqual({ transport: "xor", packets: ["hello xor"] });
     expect(connectorTransport).toBe("xor");
@@ -199,7 +189,7 @@ describe("a custom xor transport", () => {
         },
       },
     });
-    rawClients.push(raw as Bun.Socket<unknown>);
+    defer(() => raw.terminate());
     raw.write(xor(Buffer.from("plain")));
     const wire = await within(reply.promise, 3000, "the reply");
     expect(wire.toString()).not.toContain("echo");
@@ -237,7 +227,7 @@ describe("a custom xor transport", () => {
       server.port,
       { transport: xorTransport() },
     );
-    connectors.add(conn!);
+    trackStop(conn!);
     await within(done.promise, 10000, "the whole payload");
     expect(Buffer.concat(chunks).equals(payload)).toBe(true);
     expect(shortWrites).toBeGreaterThan(0); // the kernel cannot take 8 MiB at once: the queue was used
@@ -257,7 +247,7 @@ describe("a custom xor transport", () => {
       { plan: ["delete"] },
     );
     const raw = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data() {} } });
-    rawClients.push(raw as Bun.Socket<unknown>);
+    defer(() => raw.terminate());
     raw.write("swap");
     const reason = await within(exited.promise, 3000, "the connection to stop");
     expect(reason).toBeInstanceOf(BadReturnError);

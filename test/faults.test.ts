@@ -16,62 +16,28 @@ import {
   type ExitReason,
   type Handler,
   HandshakeTimeoutError,
-  type Packet,
   SocketSendError,
   TlsHandshakeError,
   type Transport,
-  type TransportEvents,
-  type TransportSocket,
-  tcp,
   tls,
 } from "../src/index.ts";
+import { CONNECTION_CALLBACKS } from "./helpers/callbacks.ts";
 import { type Child, spawnFixture } from "./helpers/child.ts";
-import { pattern, RawClient } from "./helpers/client.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { packetText, pattern, RawClient } from "./helpers/client.ts";
+import { cleanup, defer, startTestServer } from "./helpers/server.ts";
 import { closeTlsHelpers, pem, TestClient } from "./helpers/tls.ts";
 import { captureSink, type SinkCapture } from "./helpers/trace.ts";
+import { type CountingTcp, countingTcp } from "./helpers/transport.ts";
 import { observe, waitFor, within } from "./helpers/wait.ts";
 
 let sink: SinkCapture;
-const children: Child[] = [];
 beforeEach(() => {
   sink = captureSink();
 });
-afterEach(async () => {
-  for (const child of children.splice(0)) child.kill();
-  await cleanup();
-});
+afterEach(cleanup);
 
 const MiB = 1024 * 1024;
-const text = (p: Packet): string => (typeof p === "string" ? p : Buffer.from(p).toString());
 const FULL = process.env.FULL !== undefined && process.env.FULL !== "" && process.env.FULL !== "0";
-
-/** `tcp()` wrapped to tell when the server's side of a socket has closed (a user-level transport). */
-function closeWatchingTcp(): { transport: Transport; closes: () => number; nextClose: () => Promise<void> } {
-  const inner = tcp();
-  let closes = 0;
-  let waiters: Array<() => void> = [];
-  const wrap = (events: TransportEvents): TransportEvents => ({
-    ...events,
-    close(socket: TransportSocket, error?: Error) {
-      closes++;
-      events.close(socket, error);
-      const list = waiters;
-      waiters = [];
-      for (const w of list) w();
-    },
-  });
-  return {
-    transport: {
-      name: "tcp",
-      secure: false,
-      listen: (request) => inner.listen({ ...request, events: wrap(request.events) }),
-      connect: (request) => inner.connect({ ...request, events: wrap(request.events) }),
-    },
-    closes: () => closes,
-    nextClose: () => new Promise<void>((resolve) => waiters.push(resolve)),
-  };
-}
 
 /** Records the callbacks a connection went through. */
 interface Trail {
@@ -115,9 +81,29 @@ async function stillServes(port: number): Promise<void> {
 
 // ---------------------------------------------------------------------------------- peer resets
 
+/**
+ * Resets `client` while a callback of its connection is held, waits for the server to see the reset,
+ * then releases the callback: the connection must run `handleDisconnect` and end "normal".
+ */
+async function resetThenRelease(
+  watch: CountingTcp,
+  client: RawClient,
+  release: PromiseWithResolvers<void>,
+  conn: Connection,
+  trail: Trail,
+): Promise<void> {
+  const closed = watch.nextClose();
+  client.terminate();
+  await within(closed, 2000, "the server to see the reset");
+  release.resolve();
+  expect(await within(conn.exited, 2000, "the exit")).toBe("normal");
+  expect(trail.events).toEqual(["handleDisconnect"]);
+  expect(trail.exits).toEqual(["normal"]);
+}
+
 describe("a peer reset is a disconnect, never a crash (default plan)", () => {
   test("during an async init: init completes, handleDisconnect runs, terminate('normal'), the server serves on", async () => {
-    const watch = closeWatchingTcp();
+    const watch = countingTcp();
     const initEntered = Promise.withResolvers<void>();
     const release = Promise.withResolvers<void>();
     const { server, trail, conns } = await recordingServer(
@@ -133,26 +119,20 @@ describe("a peer reset is a disconnect, never a crash (default plan)", () => {
     );
     const client = await RawClient.connect(server.port);
     await within(initEntered.promise, 2000, "init");
-    const closed = watch.nextClose();
-    client.terminate();
-    await within(closed, 2000, "the server to see the reset");
-    release.resolve();
-    expect(await within(conns[0]!.exited, 2000, "the exit")).toBe("normal");
-    expect(trail.events).toEqual(["handleDisconnect"]);
-    expect(trail.exits).toEqual(["normal"]);
+    await resetThenRelease(watch, client, release, conns[0]!, trail);
     expect(server.connections()).toEqual([]);
     await stillServes(server.port);
     expect(sink.reports()).toEqual([]);
   });
 
   test("during a pending async callback: it settles, then handleDisconnect, terminate('normal')", async () => {
-    const watch = closeWatchingTcp();
+    const watch = countingTcp();
     const entered = Promise.withResolvers<void>();
     const release = Promise.withResolvers<void>();
     const { server, trail, conns } = await recordingServer(
       {
         async handlePacket(packet) {
-          if (text(packet) !== "slow") return { send: packet };
+          if (packetText(packet) !== "slow") return { send: packet };
           entered.resolve();
           await release.promise;
           return { send: "late answer" };
@@ -163,13 +143,7 @@ describe("a peer reset is a disconnect, never a crash (default plan)", () => {
     const client = await RawClient.connect(server.port);
     client.write("slow");
     await within(entered.promise, 2000, "the slow callback");
-    const closed = watch.nextClose();
-    client.terminate();
-    await within(closed, 2000, "the server to see the reset");
-    release.resolve();
-    expect(await within(conns[0]!.exited, 2000, "the exit")).toBe("normal");
-    expect(trail.events).toEqual(["handleDisconnect"]);
-    expect(trail.exits).toEqual(["normal"]);
+    await resetThenRelease(watch, client, release, conns[0]!, trail);
     await stillServes(server.port);
     expect(sink.reports()).toEqual([]);
   });
@@ -239,7 +213,7 @@ describe("a reset noticed while reading is paused", () => {
 describe("a half-closing peer", () => {
   test("client shutdown(): bytes sent before it are handled, handleDisconnect runs, and what it sends reaches the peer before the FIN", async () => {
     const { server, trail, conns } = await recordingServer({
-      handlePacket: (packet) => ({ send: `echo:${text(packet)};` }),
+      handlePacket: (packet) => ({ send: `echo:${packetText(packet)};` }),
       handleDisconnect() {
         trail.events.push("handleDisconnect");
         return { send: "goodbye after your FIN;" };
@@ -274,7 +248,7 @@ describe("a half-closing peer", () => {
 describe("connect/close churn", () => {
   test("10,000 connections in batches of 200 (FIN and RST, with and without data): no failure, no entry left, and no timer keeps the process alive after stop", async () => {
     const child = spawnFixture("churn-fixture.ts", ["10000", "200"]);
-    children.push(child);
+    defer(() => child.kill());
     const done = JSON.parse(await child.next("DONE", 20_000));
     const t0 = performance.now();
     const { code, stderr } = await child.exit(5000);
@@ -351,7 +325,7 @@ describe("slow and silent peers are dropped by timeouts", () => {
 describe("the open-file limit (EMFILE)", () => {
   async function atLimit(mode: "sockerl" | "raw") {
     const child = spawnFixture("emfile-fixture.ts", [mode], { fdLimit: 64 });
-    children.push(child);
+    defer(() => child.kill());
     const [port, limit] = (await child.next("READY", 5000)).split(" ").map(Number) as [number, number];
     // More connections than the child has descriptors. A connection the server resets at once may
     // fail as early as the connect itself.
@@ -448,22 +422,13 @@ describe("the open-file limit (EMFILE)", () => {
 describe("a handler that fails in every callback position", () => {
   test("throw, reject, throw a non-Error or return a hostile thenable: the connection ends with CallbackError naming the callback, the process never crashes, the server serves on", async () => {
     const child = spawnFixture("throw-fixture.ts");
-    children.push(child);
+    defer(() => child.kill());
     const result = JSON.parse(await child.next("RESULT", 20_000));
     const { code, stderr } = await child.exit(5000);
     expect(stderr).toBe("");
     expect(code).toBe(0);
     const styles = ["throw", "reject", "throw-string", "bad-thenable"];
-    const positions = [
-      "handlePacket",
-      "handleCall",
-      "handleCast",
-      "handleEvent",
-      "handleDisconnect",
-      "timeout",
-      "srtimeout",
-      "terminate",
-    ];
+    const positions = CONNECTION_CALLBACKS.filter((position) => position !== "init");
     for (const style of styles) {
       expect(result.results[`init/${style}`]).toEqual({ closed: true, report: "CallbackError ERR_CALLBACK" });
       for (const position of positions) {

@@ -1,6 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { FrameTooLargeError } from "../src/errors.ts";
 import { encodeFrame, FrameDecoder, headerSize, type PacketFraming } from "../src/framing.ts";
+import { concatBytes, hex } from "./helpers/client.ts";
 
 /** Seeded xorshift32: reproducible streams, no dependency. */
 function xorshift(seed: number): () => number {
@@ -21,18 +22,6 @@ const randOf =
   (next: () => number): Rand =>
   (n) =>
     next() % n;
-
-const hex = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("hex");
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** Random frame size, biased towards small ones and chunk-boundary-ish sizes. */
 function frameSize(rand: Rand, limit: number): number {
@@ -77,7 +66,7 @@ describe("fuzz: valid streams decode exactly", () => {
       const rand = randOf(xorshift(0xc0ffee + headerSize(framing) + (framing === "line" ? 99 : 0)));
       for (let iter = 0; iter < 400; iter++) {
         const frames = Array.from({ length: 1 + rand(30) }, () => randomFrame(rand, framing));
-        const stream = concat(frames.map((f) => encodeFrame(framing, f)));
+        const stream = concatBytes(frames.map((f) => encodeFrame(framing, f)));
         const chunks = randomChunks(rand, stream);
         const d = new FrameDecoder(framing, rand(2) === 0 ? Number.POSITIVE_INFINITY : 70000);
         const got: Uint8Array[] = [];
@@ -95,7 +84,7 @@ describe("fuzz: valid streams decode exactly", () => {
         }
         for (let f = d.next(); f !== undefined; f = d.next()) got.push(f);
         expect(got.length).toBe(frames.length);
-        expect(hex(concat(got))).toBe(hex(concat(frames)));
+        expect(hex(concatBytes(got))).toBe(hex(concatBytes(frames)));
         for (let i = 0; i < frames.length; i++) expect(got[i]!.length).toBe(frames[i]!.length);
         expect(d.buffered).toBe(0);
       }
@@ -120,7 +109,7 @@ describe("fuzz: valid streams decode exactly", () => {
       }
       const rest = d.drain();
       got.push(rest);
-      expect(hex(concat(got))).toBe(hex(stream));
+      expect(hex(concatBytes(got))).toBe(hex(stream));
       expect(d.buffered).toBe(0);
     }
   });
@@ -147,7 +136,7 @@ function adversarialStream(rand: Rand, framing: PacketFraming): Uint8Array {
       size += e.length;
       if (rand(8) === 0) parts.push(Uint8Array.of(0x7f, 0xff, 0xff, 0xff, 0x61, 0x62));
     }
-    return concat(parts);
+    return concatBytes(parts);
   }
   if (framing === "line" && kind === 0 && rand(2) === 0) {
     for (let i = 0; i < n; i++) if (out[i] === 0x0a) out[i] = 0;

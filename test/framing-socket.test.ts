@@ -19,188 +19,25 @@ import {
   type ExitReason,
   FrameTooLargeError,
   type Handler,
-  type Server,
+  type ServerOptions,
   SockerlError,
-  startServer,
-  sys,
-  type TraceSink,
-  type Transport,
-  type TransportEvents,
-  tcp,
 } from "../src/index.ts";
-
-const HOST = "127.0.0.1";
+import { frame, RawClient } from "./helpers/client.ts";
+import { cleanup, startTestServer } from "./helpers/server.ts";
+import { captureSink, type SinkCapture } from "./helpers/trace.ts";
+import { countingTcp } from "./helpers/transport.ts";
+import { Log, within } from "./helpers/wait.ts";
 
 // ------------------------------------------------------------------------------------------ helpers
 
-const cleanups: (() => unknown)[] = [];
 /** Trace lines and termination reports (captured instead of going to stderr). */
-let reports: string[] = [];
-let previousSink: TraceSink | undefined;
+let sink: SinkCapture;
 
 beforeEach(() => {
-  reports = [];
-  previousSink = sys.setSink((line) => reports.push(line));
+  sink = captureSink();
 });
 
-afterEach(async () => {
-  const list = cleanups.splice(0).reverse();
-  for (const fn of list) {
-    try {
-      await fn();
-    } catch {
-      // best effort
-    }
-  }
-  sys.setSink(previousSink);
-});
-
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** An append-only list whose growth can be awaited. */
-class Log<T> {
-  readonly items: T[] = [];
-  #waiters: { pred: (items: T[]) => boolean; resolve: () => void }[] = [];
-
-  push(item: T): void {
-    this.items.push(item);
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!w.pred(this.items)) return true;
-      w.resolve();
-      return false;
-    });
-  }
-
-  until(pred: (items: T[]) => boolean, ms = 3000, what = "log condition"): Promise<void> {
-    if (pred(this.items)) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ pred, resolve });
-    return within(promise, ms, what);
-  }
-}
-
-/** A raw Bun client recording what it receives. */
-class Client {
-  readonly chunks: Buffer[] = [];
-  bytes = 0;
-  readonly closed = Promise.withResolvers<void>();
-  #waiters: { n: number; resolve: () => void }[] = [];
-  socket!: Bun.Socket<undefined>;
-
-  static async open(port: number): Promise<Client> {
-    const client = new Client();
-    client.socket = await Bun.connect({
-      hostname: HOST,
-      port,
-      allowHalfOpen: true,
-      socket: {
-        data(_s, chunk) {
-          client.chunks.push(Buffer.from(chunk));
-          client.bytes += chunk.length;
-          client.#waiters = client.#waiters.filter((w) => {
-            if (client.bytes < w.n) return true;
-            w.resolve();
-            return false;
-          });
-        },
-        close() {
-          client.closed.resolve();
-        },
-        error() {},
-      },
-    });
-    cleanups.push(() => client.socket.terminate());
-    return client;
-  }
-
-  received(): Buffer {
-    return Buffer.concat(this.chunks);
-  }
-
-  until(n: number, ms = 3000): Promise<void> {
-    if (this.bytes >= n) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ n, resolve });
-    return within(promise, ms, `${n} bytes (have ${this.bytes})`);
-  }
-
-  write(data: string | Uint8Array): void {
-    const len = typeof data === "string" ? Buffer.byteLength(data) : data.length;
-    const n = this.socket.write(data);
-    if (n !== len) throw new Error(`short write ${n}/${len}`);
-  }
-}
-
-function countingTcp(): {
-  transport: Transport;
-  read: () => number;
-  untilRead: (n: number) => Promise<void>;
-} {
-  const inner = tcp();
-  let read = 0;
-  let waiters: { n: number; resolve: () => void }[] = [];
-  const transport: Transport = {
-    name: "tcp",
-    secure: false,
-    listen(request) {
-      const events: TransportEvents = {
-        ...request.events,
-        data(socket, chunk) {
-          read += chunk.length;
-          request.events.data(socket, chunk);
-          waiters = waiters.filter((w) => {
-            if (read < w.n) return true;
-            w.resolve();
-            return false;
-          });
-        },
-      };
-      return inner.listen({ ...request, events });
-    },
-    connect(request) {
-      return inner.connect(request);
-    },
-  };
-  return {
-    transport,
-    read: () => read,
-    untilRead(n) {
-      if (read >= n) return Promise.resolve();
-      const { promise, resolve } = Promise.withResolvers<void>();
-      waiters.push({ n, resolve });
-      return within(promise, 3000, `the server to read ${n} bytes (read ${read})`);
-    },
-  };
-}
-
-async function serve<S, I>(
-  handler: Handler<S, I>,
-  init: I,
-  options: Record<string, unknown> = {},
-): Promise<Server<S, I>> {
-  const server = await startServer(handler, init, 0, { hostname: HOST, ...options });
-  if (server === undefined) throw new Error("server ignored");
-  cleanups.push(() => server.stop());
-  return server;
-}
-
-/** Big-endian length prefix + payload, written independently of the library's codec. */
-function frame(bytes: number, payload: Uint8Array | string): Buffer {
-  const body = typeof payload === "string" ? Buffer.from(payload) : Buffer.from(payload);
-  const header = Buffer.alloc(bytes);
-  header.writeUIntBE(body.length, 0, bytes);
-  return Buffer.concat([header, body]);
-}
+afterEach(cleanup);
 
 /** Cuts a byte stream into frames (the client's own decoder). Returns the frames and leftover bytes. */
 function unframe(bytes: number, stream: Buffer): { frames: Buffer[]; rest: number } {
@@ -228,6 +65,16 @@ function echo(packets: Log<Uint8Array | string>, conns?: Log<Connection>): Handl
   };
 }
 
+/** An {@link echo} server with `options` over a counting `tcp()`, and a raw client connected to it. */
+async function countedEcho(options: ServerOptions) {
+  const counter = countingTcp();
+  const packets = new Log<Uint8Array | string>();
+  const server = await startTestServer(echo(packets), null, { ...options, transport: counter.transport });
+  const client = await RawClient.connect(server.port);
+  return { counter, packets, server, client };
+}
+
+/** `n` bytes of a simple periodic pattern (the payloads are compared whole, not by checksum). */
 const pattern = (n: number, seed = 0): Buffer => {
   const b = Buffer.alloc(n);
   for (let i = 0; i < n; i++) b[i] = (i * 7 + seed) % 256;
@@ -240,10 +87,7 @@ describe.each([1, 2, 4] as const)("packet: %d", (bytes) => {
   const big = bytes === 1 ? 255 : bytes === 2 ? 65_535 : 300_000;
 
   test("a frame split into one-byte writes arrives as one packet; the echo is prefixed", async () => {
-    const counter = countingTcp();
-    const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, { packet: bytes, transport: counter.transport });
-    const client = await Client.open(server.port);
+    const { counter, packets, client } = await countedEcho({ packet: bytes });
     const wire = frame(bytes, "hello, frames");
     for (let i = 0; i < wire.length; i++) {
       client.write(wire.subarray(i, i + 1));
@@ -251,14 +95,14 @@ describe.each([1, 2, 4] as const)("packet: %d", (bytes) => {
       expect(packets.items.length).toBe(i === wire.length - 1 ? 1 : 0);
     }
     expect(Buffer.from(packets.items[0] as Uint8Array).toString()).toBe("hello, frames");
-    await client.until(wire.length);
-    expect(client.received()).toEqual(wire); // exactly header + payload
+    await client.waitForBytes(wire.length, 3000);
+    expect(client.bytes()).toEqual(wire); // exactly header + payload
   });
 
   test("many frames in one write, including empty and maximal ones, arrive in order", async () => {
     const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, { packet: bytes });
-    const client = await Client.open(server.port);
+    const server = await startTestServer(echo(packets), null, { packet: bytes });
+    const client = await RawClient.connect(server.port);
     const payloads = [
       Buffer.from("a"),
       Buffer.alloc(0),
@@ -275,17 +119,14 @@ describe.each([1, 2, 4] as const)("packet: %d", (bytes) => {
     }
     await packets.until((l) => l.length === payloads.length, 5000, "all frames");
     expect(packets.items.map((p) => Buffer.from(p as Uint8Array)) as Buffer[]).toEqual(payloads);
-    await client.until(wire.length, 5000);
-    const { frames, rest } = unframe(bytes, client.received());
+    await client.waitForBytes(wire.length, 5000);
+    const { frames, rest } = unframe(bytes, client.bytes());
     expect(rest).toBe(0);
     expect(frames).toEqual(payloads);
   });
 
   test("frames straddling chunk boundaries (header split from payload, two frames per chunk)", async () => {
-    const counter = countingTcp();
-    const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, { packet: bytes, transport: counter.transport });
-    const client = await Client.open(server.port);
+    const { counter, packets, client } = await countedEcho({ packet: bytes });
     const payloads = [pattern(10, 1), pattern(20, 2), pattern(30, 3)];
     const wire = Buffer.concat(payloads.map((p) => frame(bytes, p)));
     // Cut points: after the first header byte, inside the first payload, after the third frame's
@@ -299,8 +140,8 @@ describe.each([1, 2, 4] as const)("packet: %d", (bytes) => {
     }
     await packets.until((l) => l.length === 3);
     expect(packets.items.map((p) => Buffer.from(p as Uint8Array)) as Buffer[]).toEqual(payloads);
-    await client.until(wire.length);
-    expect(client.received()).toEqual(wire);
+    await client.waitForBytes(wire.length, 3000);
+    expect(client.bytes()).toEqual(wire);
   });
 });
 
@@ -311,7 +152,7 @@ test.each([
   "packet: %d refuses to send a %d-byte payload (the prefix cannot express it): FrameTooLargeError",
   async (bytes, tooBig) => {
     const conns = new Log<Connection>();
-    const server = await serve<undefined, null>(
+    const server = await startTestServer<undefined, null>(
       {
         init(_i, meta) {
           conns.push(meta.connection);
@@ -322,7 +163,7 @@ test.each([
       null,
       { packet: bytes, plan: ["delete"] },
     );
-    await Client.open(server.port);
+    await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1);
     // init failed: the connection never started; its exit reason is the codec error.
     const reason = await within(conns.items[0]!.exited, 3000, "exit");
@@ -337,10 +178,7 @@ test.each([
 
 describe('packet: "line"', () => {
   test("lines split across writes and many lines per write arrive one per packet, with their \\n", async () => {
-    const counter = countingTcp();
-    const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, { packet: "line", transport: counter.transport });
-    const client = await Client.open(server.port);
+    const { counter, packets, client } = await countedEcho({ packet: "line" });
     const writes = ["hel", "lo\nwor", "ld\r\n", "a\nb\n\nc\n", "no newline yet"];
     let total = 0;
     for (const w of writes) {
@@ -352,8 +190,8 @@ describe('packet: "line"', () => {
     await packets.until((l) => l.length === lines.length);
     expect(packets.items.map((p) => Buffer.from(p as Uint8Array).toString())).toEqual(lines);
     // Sends go out as they are (no "\n" added).
-    await client.until(lines.join("").length);
-    expect(client.received().toString()).toBe(lines.join(""));
+    await client.waitForBytes(lines.join("").length, 3000);
+    expect(client.bytes().toString()).toBe(lines.join(""));
     client.write("\n");
     await packets.until((l) => l.length === lines.length + 1);
     expect(Buffer.from(packets.items.at(-1) as Uint8Array).toString()).toBe("no newline yet\n");
@@ -362,12 +200,12 @@ describe('packet: "line"', () => {
   test("a line longer than maxPacketSize stops the connection before its \\n arrives", async () => {
     const conns = new Log<Connection>();
     const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets, conns), null, {
+    const server = await startTestServer(echo(packets, conns), null, {
       packet: "line",
       maxPacketSize: 8,
       plan: ["delete"],
     });
-    const client = await Client.open(server.port);
+    const client = await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1);
     client.write("1234567\n"); // 8 bytes with the \n: fits
     await packets.until((l) => l.length === 1);
@@ -376,7 +214,7 @@ describe('packet: "line"', () => {
     expect(reason).toBeInstanceOf(FrameTooLargeError);
     expect((reason as FrameTooLargeError).code).toBe("ERR_FRAME_TOO_LARGE");
     expect((reason as FrameTooLargeError).maxPacketSize).toBe(8);
-    await within(client.closed.promise, 3000, "the server to close the socket");
+    await within(client.closedPromise, 3000, "the server to close the socket");
   });
 });
 
@@ -384,10 +222,7 @@ describe('packet: "line"', () => {
 
 describe('encoding: "utf8"', () => {
   test("raw: a multi-byte character split across two TCP chunks arrives whole", async () => {
-    const counter = countingTcp();
-    const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, { encoding: "utf8", transport: counter.transport });
-    const client = await Client.open(server.port);
+    const { counter, packets, client } = await countedEcho({ encoding: "utf8" });
     const euro = Buffer.from("€"); // e2 82 ac
     client.write(Buffer.concat([Buffer.from("price: "), euro.subarray(0, 2)]));
     await counter.untilRead(9);
@@ -398,15 +233,12 @@ describe('encoding: "utf8"', () => {
     expect((packets.items as string[]).join("")).not.toContain("\uFFFD");
     expect(packets.items).toEqual(["price: ", "€5 ✓"]);
     // The echo (strings sent back) is the original bytes.
-    await client.until(Buffer.byteLength("price: €5 ✓"));
-    expect(client.received().toString()).toBe("price: €5 ✓");
+    await client.waitForBytes(Buffer.byteLength("price: €5 ✓"), 3000);
+    expect(client.bytes().toString()).toBe("price: €5 ✓");
   });
 
   test("raw: a chunk holding only part of a character gives no empty packet", async () => {
-    const counter = countingTcp();
-    const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, { encoding: "utf8", transport: counter.transport });
-    const client = await Client.open(server.port);
+    const { counter, packets, client } = await countedEcho({ encoding: "utf8" });
     const smile = Buffer.from("😀"); // 4 bytes
     for (let i = 0; i < 4; i++) {
       client.write(smile.subarray(i, i + 1));
@@ -419,25 +251,18 @@ describe('encoding: "utf8"', () => {
 
   test("framed: packets are strings and string sends are prefixed with their byte length", async () => {
     const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, { encoding: "utf8", packet: 2 });
-    const client = await Client.open(server.port);
+    const server = await startTestServer(echo(packets), null, { encoding: "utf8", packet: 2 });
+    const client = await RawClient.connect(server.port);
     client.write(Buffer.concat([frame(2, "héllo"), frame(2, "wörld ✓"), frame(2, "")]));
     await packets.until((l) => l.length === 3);
     expect(packets.items).toEqual(["héllo", "wörld ✓", ""]);
     const expected = Buffer.concat([frame(2, "héllo"), frame(2, "wörld ✓"), frame(2, "")]);
-    await client.until(expected.length);
-    expect(client.received()).toEqual(expected);
+    await client.waitForBytes(expected.length, 3000);
+    expect(client.bytes()).toEqual(expected);
   });
 
   test("line: lines are strings, multi-byte characters split across chunks included", async () => {
-    const counter = countingTcp();
-    const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets), null, {
-      encoding: "utf8",
-      packet: "line",
-      transport: counter.transport,
-    });
-    const client = await Client.open(server.port);
+    const { counter, packets, client } = await countedEcho({ encoding: "utf8", packet: "line" });
     const bytes = Buffer.from("naïve\nçà\n");
     client.write(bytes.subarray(0, 3)); // "na" + first byte of "ï"
     await counter.untilRead(3);
@@ -460,8 +285,8 @@ describe("maxPacketSize", () => {
         terminated.push(reason);
       },
     };
-    const server = await serve(handler, null, { packet: 2, maxPacketSize: 10, plan: ["delete"] });
-    const client = await Client.open(server.port);
+    const server = await startTestServer(handler, null, { packet: 2, maxPacketSize: 10, plan: ["delete"] });
+    const client = await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1);
     client.write(frame(2, "0123456789")); // exactly 10: fine
     await packets.until((l) => l.length === 1);
@@ -474,21 +299,21 @@ describe("maxPacketSize", () => {
     expect(error.size).toBe(11);
     expect(error.maxPacketSize).toBe(10);
     expect(terminated.items).toEqual([reason]);
-    await within(client.closed.promise, 3000, "the server to close the socket");
+    await within(client.closedPromise, 3000, "the server to close the socket");
 
     // plan ["delete"]: the server keeps serving.
-    const again = await Client.open(server.port);
+    const again = await RawClient.connect(server.port);
     again.write(frame(2, "still here"));
-    await again.until(12);
-    expect(again.received()).toEqual(frame(2, "still here"));
+    await again.waitForBytes(12, 3000);
+    expect(again.bytes()).toEqual(frame(2, "still here"));
     expect(server.connections().length).toBe(1);
   });
 
   test("under the default plan a FrameTooLargeError stops the whole server", async () => {
     const conns = new Log<Connection>();
     const packets = new Log<Uint8Array | string>();
-    const server = await serve(echo(packets, conns), null, { packet: 4, maxPacketSize: 100 });
-    const client = await Client.open(server.port);
+    const server = await startTestServer(echo(packets, conns), null, { packet: 4, maxPacketSize: 100 });
+    const client = await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1);
     client.write(Buffer.from([0, 0, 0, 101]));
     const reason = await within(server.exited, 3000, "the server to stop");
@@ -496,7 +321,7 @@ describe("maxPacketSize", () => {
     expect((reason as FrameTooLargeError).code).toBe("ERR_FRAME_TOO_LARGE");
     const id = conns.items[0]!.id;
     expect(
-      reports.some(
+      sink.lines.some(
         (r) =>
           r.startsWith(`** Sockerl connector <${id}> terminating`) &&
           r.includes("FrameTooLargeError ERR_FRAME_TOO_LARGE"),
@@ -506,7 +331,7 @@ describe("maxPacketSize", () => {
 
   test("sending a frame larger than maxPacketSize stops the connection with FrameTooLargeError", async () => {
     const conns = new Log<Connection>();
-    const server = await serve<undefined, null>(
+    const server = await startTestServer<undefined, null>(
       {
         init(_i, meta) {
           conns.push(meta.connection);
@@ -516,7 +341,7 @@ describe("maxPacketSize", () => {
       null,
       { packet: 1, maxPacketSize: 32, plan: ["delete"] },
     );
-    const client = await Client.open(server.port);
+    const client = await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1);
     client.write(frame(1, "ok"));
     const reason = await within(conns.items[0]!.exited, 3000, "exit");
@@ -536,7 +361,7 @@ describe("a backlog of buffered frames", () => {
       const terminated = new Log<number>();
       const gate = Promise.withResolvers<void>();
       let handled = 0;
-      const server = await serve<undefined, null>(
+      const server = await startTestServer<undefined, null>(
         {
           init: () => undefined,
           async handlePacket() {
@@ -551,7 +376,7 @@ describe("a backlog of buffered frames", () => {
         null,
         { packet: 1, mode },
       );
-      const client = await Client.open(server.port);
+      const client = await RawClient.connect(server.port);
       client.write(Buffer.concat(Array.from({ length: 500 }, () => frame(1, "x")))); // 500 frames
       await packets.until((l) => l.length === 1);
       const stopped = server.stop();

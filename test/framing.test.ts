@@ -7,22 +7,11 @@ import {
   isPacketFraming,
   type PacketFraming,
 } from "../src/framing.ts";
+import { concatBytes, hex } from "./helpers/client.ts";
+import { thrown } from "./helpers/errors.ts";
 
 const enc = new TextEncoder();
 const bytes = (s: string): Uint8Array => enc.encode(s);
-
-/** Hex of a byte array: readable failure messages and exact comparisons regardless of Buffer/Uint8Array. */
-const hex = (u: Uint8Array): string => Buffer.from(u.buffer, u.byteOffset, u.byteLength).toString("hex");
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 /** Payload of `n` bytes with a recognisable pattern (no "\n" unless asked). */
 function payload(n: number, seed = 1): Uint8Array {
@@ -109,12 +98,7 @@ describe("encodeFrame", () => {
     expect(encodeFrame(1, new Uint8Array(255)).length).toBe(256);
     expect(() => encodeFrame(1, new Uint8Array(256))).toThrow(FrameTooLargeError);
     expect(encodeFrame(2, new Uint8Array(65535)).length).toBe(65537);
-    let err: unknown;
-    try {
-      encodeFrame(2, new Uint8Array(65536));
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => encodeFrame(2, new Uint8Array(65536)));
     expect(err).toBeInstanceOf(FrameTooLargeError);
     expect((err as FrameTooLargeError).code).toBe("ERR_FRAME_TOO_LARGE");
     expect((err as FrameTooLargeError).size).toBe(65536);
@@ -195,7 +179,7 @@ const STREAMS: { framing: PacketFraming; frames: Uint8Array[] }[] = [
 
 describe("split streams", () => {
   for (const { framing, frames } of STREAMS) {
-    const stream = concat(frames.map((f) => encodeFrame(framing, f)));
+    const stream = concatBytes(frames.map((f) => encodeFrame(framing, f)));
 
     test(`${framing}: two chunks split at every offset`, () => {
       for (let i = 0; i <= stream.length; i++) {
@@ -247,11 +231,11 @@ describe("frames", () => {
     for (const n of PREFIXED) {
       const frames = Array.from({ length: 1000 }, (_, i) => payload(i % 50, i));
       const d = new FrameDecoder(n, Number.POSITIVE_INFINITY);
-      expectFrames(decodeAll(d, [concat(frames.map((f) => encodeFrame(n, f)))]), frames);
+      expectFrames(decodeAll(d, [concatBytes(frames.map((f) => encodeFrame(n, f)))]), frames);
       expect(d.buffered).toBe(0);
     }
     const lines = Array.from({ length: 1000 }, (_, i) => bytes(`line ${i}\n`));
-    expectFrames(decodeAll(new FrameDecoder("line", Number.POSITIVE_INFINITY), [concat(lines)]), lines);
+    expectFrames(decodeAll(new FrameDecoder("line", Number.POSITIVE_INFINITY), [concatBytes(lines)]), lines);
   });
 
   test("zero-length frames", () => {
@@ -292,7 +276,7 @@ describe("frames", () => {
   });
 
   test("a frame within one chunk is a view of it (zero copy)", () => {
-    const chunk = concat([encodeFrame(4, payload(100)), encodeFrame(4, payload(20, 2))]);
+    const chunk = concatBytes([encodeFrame(4, payload(100)), encodeFrame(4, payload(20, 2))]);
     const d = new FrameDecoder(4, Number.POSITIVE_INFINITY);
     d.push(chunk);
     const a = d.next()!;
@@ -404,7 +388,7 @@ describe("take / drain", () => {
   test("drain returns everything, headers of unfinished frames included", () => {
     const d = new FrameDecoder(2, Number.POSITIVE_INFINITY);
     expect(d.drain().length).toBe(0);
-    const stream = concat([encodeFrame(2, payload(3)), encodeFrame(2, payload(10))]);
+    const stream = concatBytes([encodeFrame(2, payload(3)), encodeFrame(2, payload(10))]);
     d.push(stream.subarray(0, 6));
     d.push(stream.subarray(6, 9));
     expect(hex(d.next()!)).toBe(hex(payload(3)));
@@ -437,12 +421,7 @@ describe("maxPacketSize", () => {
       const header = encodeFrame(n, payload(max + 1)).subarray(0, n);
       // header split over chunks, no payload
       for (const b of header) d.push(Uint8Array.of(b));
-      let err: unknown;
-      try {
-        d.next();
-      } catch (e) {
-        err = e;
-      }
+      const err = thrown(() => d.next());
       expect(err).toBeInstanceOf(FrameTooLargeError);
       expect((err as FrameTooLargeError).code).toBe("ERR_FRAME_TOO_LARGE");
       expect((err as FrameTooLargeError).size).toBe(max + 1);
@@ -461,12 +440,7 @@ describe("maxPacketSize", () => {
     d.push(bytes("123456789"));
     expect(d.next()).toBeUndefined();
     d.push(bytes("0123"));
-    let err: unknown;
-    try {
-      d.next();
-    } catch (e) {
-      err = e;
-    }
+    const err = thrown(() => d.next());
     expect(err).toBeInstanceOf(FrameTooLargeError);
     expect((err as FrameTooLargeError).code).toBe("ERR_FRAME_TOO_LARGE");
     expect((err as FrameTooLargeError).maxPacketSize).toBe(10);

@@ -18,75 +18,29 @@ import {
   FrameTooLargeError,
   type Handler,
   HandshakeTimeoutError,
-  type Packet,
   type PacketFraming,
   type ReceiveMode,
   SendTimeoutError,
   type ServerOptions,
-  type Transport,
-  type TransportEvents,
-  type TransportSocket,
-  tcp,
   tls,
 } from "../src/index.ts";
-import { pattern, RawClient, sha256 } from "./helpers/client.ts";
+import { frame, packetText, pattern, RawClient, sha256 } from "./helpers/client.ts";
 import { cleanup, startTestServer } from "./helpers/server.ts";
 import { closeTlsHelpers, pem, TestClient } from "./helpers/tls.ts";
 import { captureSink } from "./helpers/trace.ts";
+import { countingTcp } from "./helpers/transport.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 
 afterEach(cleanup);
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const text = (p: Packet): string => (typeof p === "string" ? p : Buffer.from(p).toString());
 
 /** One frame of `payload` in `framing` (a line gets its "\n"). */
 function frameOf(framing: PacketFraming, payload: Uint8Array): Buffer {
   if (framing === "raw") return Buffer.from(payload);
   if (framing === "line") return Buffer.concat([payload, Buffer.from("\n")]);
-  const head = Buffer.alloc(framing);
-  head.writeUIntBE(payload.length, 0, framing);
-  return Buffer.concat([head, payload]);
-}
-
-/**
- * A user-level transport over `tcp()` that counts the bytes the server reads from the kernel and the
- * bytes the kernel takes from it, so a test can see what the library holds in memory.
- */
-function countingTcp(): { transport: Transport; read: () => number; written: () => number } {
-  const inner = tcp();
-  let read = 0;
-  let written = 0;
-  const wrapWrite = (socket: TransportSocket): void => {
-    const marked = socket as TransportSocket & { __counted?: boolean };
-    if (marked.__counted) return;
-    marked.__counted = true;
-    const write = socket.write.bind(socket);
-    socket.write = (data, offset, length) => {
-      const n = offset === undefined ? write(data) : write(data, offset, length);
-      if (n > 0) written += n;
-      return n;
-    };
-  };
-  const wrap = (events: TransportEvents): TransportEvents => ({
-    ...events,
-    open(socket) {
-      wrapWrite(socket);
-      events.open(socket);
-    },
-    data(socket, chunk) {
-      read += chunk.length;
-      events.data(socket, chunk);
-    },
-  });
-  const transport: Transport = {
-    name: "counting-tcp",
-    secure: false,
-    listen: (request) => inner.listen({ ...request, events: wrap(request.events) }),
-    connect: (request) => inner.connect({ ...request, events: wrap(request.events) }),
-  };
-  return { transport, read: () => read, written: () => written };
+  return frame(framing, payload);
 }
 
 // ------------------------------------------------------------------------------- maxConnections
@@ -102,7 +56,7 @@ describe("maxConnections", () => {
         return { state: inits, send: `hello ${inits};` };
       },
       handlePacket(packet, n) {
-        handled.push(`${n}:${text(packet)}`);
+        handled.push(`${n}:${packetText(packet)}`);
         return { send: packet };
       },
     };
@@ -322,7 +276,7 @@ describe("what the server has read but not handled stays bounded", () => {
   test.each(cases)(
     "$name: a client floods 32 MiB at a slow handler; read-but-unhandled bytes stay under one read + two chunks, nothing is lost",
     async ({ options, read, frame, header = 0 }) => {
-      const counter = countingTcp();
+      const counter = countingTcp("counting-tcp");
       let handled = 0;
       let payloadHandled = 0;
       let maxHeld = 0;
@@ -378,7 +332,7 @@ describe("highWaterMark bounds what is queued for a peer that does not read", ()
     const HWM = 1 * MiB;
     const REPLY = 64 * KiB;
     const COUNT = 5000;
-    const counter = countingTcp();
+    const counter = countingTcp("counting-tcp");
     const started = Promise.withResolvers<Connection>();
     let produced = 0;
     let maxQueued = 0;

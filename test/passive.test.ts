@@ -20,217 +20,26 @@ import {
   type ExitReason,
   type Handler,
   type Server,
-  startServer,
-  sys,
-  type TraceSink,
-  type Transport,
-  type TransportEvents,
-  tcp,
+  type ServerOptions,
 } from "../src/index.ts";
-
-const HOST = "127.0.0.1";
+import { packetText, RawClient } from "./helpers/client.ts";
+import { cleanup, startTestServer } from "./helpers/server.ts";
+import { captureSink } from "./helpers/trace.ts";
+import { countingTcp } from "./helpers/transport.ts";
+import { Log, within } from "./helpers/wait.ts";
 
 // ------------------------------------------------------------------------------------------ helpers
 
-const cleanups: (() => unknown)[] = [];
-/** Trace lines and termination reports (captured instead of going to stderr). */
-let reports: string[] = [];
-let previousSink: TraceSink | undefined;
-
+// Trace lines and termination reports are captured instead of going to stderr.
 beforeEach(() => {
-  reports = [];
-  previousSink = sys.setSink((line) => reports.push(line));
+  captureSink();
 });
 
-afterEach(async () => {
-  const list = cleanups.splice(0).reverse();
-  for (const fn of list) {
-    try {
-      await fn();
-    } catch {
-      // best effort
-    }
-  }
-  sys.setSink(previousSink);
-});
+afterEach(cleanup);
 
-/** Rejects when `promise` has not settled within `ms`. */
-async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** An append-only list whose growth can be awaited. */
-class Log<T> {
-  readonly items: T[] = [];
-  #waiters: { pred: (items: T[]) => boolean; resolve: () => void }[] = [];
-
-  push(item: T): void {
-    this.items.push(item);
-    this.#check();
-  }
-
-  #check(): void {
-    this.#waiters = this.#waiters.filter((w) => {
-      if (!w.pred(this.items)) return true;
-      w.resolve();
-      return false;
-    });
-  }
-
-  /** Resolves once `pred(items)` holds. */
-  until(pred: (items: T[]) => boolean, ms = 3000, what = "log condition"): Promise<void> {
-    if (pred(this.items)) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ pred, resolve });
-    return within(promise, ms, what);
-  }
-
-  count(item: T): number {
-    return this.items.filter((i) => i === item).length;
-  }
-}
-
-/** A raw Bun client that records what it receives. */
-class Client {
-  readonly chunks: Buffer[] = [];
-  bytes = 0;
-  readonly closed = Promise.withResolvers<void>();
-  #waiters: { n: number; resolve: () => void }[] = [];
-  #drain: (() => void) | undefined = undefined;
-  socket!: Bun.Socket<undefined>;
-
-  static async open(port: number): Promise<Client> {
-    const client = new Client();
-    client.socket = await Bun.connect({
-      hostname: HOST,
-      port,
-      allowHalfOpen: true,
-      socket: {
-        data(_s, chunk) {
-          client.chunks.push(Buffer.from(chunk));
-          client.bytes += chunk.length;
-          client.#waiters = client.#waiters.filter((w) => {
-            if (client.bytes < w.n) return true;
-            w.resolve();
-            return false;
-          });
-        },
-        drain() {
-          const d = client.#drain;
-          client.#drain = undefined;
-          d?.();
-        },
-        close() {
-          client.closed.resolve();
-        },
-        error() {},
-      },
-    });
-    cleanups.push(() => client.socket.terminate());
-    return client;
-  }
-
-  text(): string {
-    return Buffer.concat(this.chunks).toString();
-  }
-
-  /** Resolves once at least `n` bytes have arrived. */
-  until(n: number, ms = 3000): Promise<void> {
-    if (this.bytes >= n) return Promise.resolve();
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#waiters.push({ n, resolve });
-    return within(promise, ms, `${n} bytes (have ${this.bytes})`);
-  }
-
-  /** Writes everything (small writes: one call must take it all). */
-  write(data: string | Uint8Array): void {
-    const len = typeof data === "string" ? Buffer.byteLength(data) : data.length;
-    const n = this.socket.write(data);
-    if (n !== len) throw new Error(`short write ${n}/${len}`);
-  }
-
-  /** Resolves on the next drain event. */
-  drained(): Promise<void> {
-    const { promise, resolve } = Promise.withResolvers<void>();
-    this.#drain = resolve;
-    return promise;
-  }
-}
-
-/** Counts the bytes the server reads from the kernel (Bun `data` events) and lets tests await them. */
-function countingTcp(): {
-  transport: Transport;
-  read: () => number;
-  untilRead: (n: number) => Promise<void>;
-} {
-  const inner = tcp();
-  let read = 0;
-  let waiters: { n: number; resolve: () => void }[] = [];
-  const transport: Transport = {
-    name: "tcp",
-    secure: false,
-    listen(request) {
-      const events: TransportEvents = {
-        ...request.events,
-        data(socket, chunk) {
-          read += chunk.length;
-          request.events.data(socket, chunk);
-          waiters = waiters.filter((w) => {
-            if (read < w.n) return true;
-            w.resolve();
-            return false;
-          });
-        },
-      };
-      return inner.listen({ ...request, events });
-    },
-    connect(request) {
-      return inner.connect(request);
-    },
-  };
-  return {
-    transport,
-    read: () => read,
-    untilRead(n) {
-      if (read >= n) return Promise.resolve();
-      const { promise, resolve } = Promise.withResolvers<void>();
-      waiters.push({ n, resolve });
-      return within(promise, 3000, `the server to read ${n} bytes (read ${read})`);
-    },
-  };
-}
-
-async function serve<S, I>(
-  handler: Handler<S, I>,
-  init: I,
-  options: Record<string, unknown> = {},
-): Promise<Server<S, I>> {
-  const server = await startServer(handler, init, 0, { hostname: HOST, mode: "passive", ...options });
-  if (server === undefined) throw new Error("server ignored");
-  cleanups.push(() => server.stop());
-  return server;
-}
-
-const text = (p: Uint8Array | string): string => (typeof p === "string" ? p : Buffer.from(p).toString());
-
-/** Resolves with each connection's handle as `init` runs. */
-function connectionsLog(): { log: Log<Connection>; first: () => Promise<Connection> } {
-  const log = new Log<Connection>();
-  return {
-    log,
-    async first() {
-      await log.until((l) => l.length > 0, 3000, "init");
-      return log.items[0]!;
-    },
-  };
+/** Starts a server in passive mode (unless `options` say otherwise), tracked for cleanup. */
+function serve<S, I>(handler: Handler<S, I>, init: I, options: ServerOptions = {}): Promise<Server<S, I>> {
+  return startTestServer(handler, init, { mode: "passive", ...options });
 }
 
 // ------------------------------------------------------------------------ the README's server
@@ -276,12 +85,12 @@ describe("the SockErl README reverse-echo server (passive)", () => {
     const events = new Log<string>();
     const conns = new Log<Connection>();
     const server = await serve(reverseEcho(events, conns), null);
-    const client = await Client.open(server.port);
+    const client = await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1, 3000, "init");
     const conn = conns.items[0]!;
 
     client.write("12");
-    await client.until(2);
+    await client.waitForBytes(2, 3000);
     const packets = () => events.items.filter((e) => e.startsWith("packet:"));
     expect(packets()).toEqual(["packet:1", "packet:2"]);
     expect(client.text()).toBe("12"); // each 1-byte piece reversed is itself
@@ -290,14 +99,14 @@ describe("the SockErl README reverse-echo server (passive)", () => {
     conn.cast({ length: 2 });
     expect(await conn.call("meta")).toEqual({ length: 2, mode: "passive" });
     client.write("1234");
-    await client.until(6);
+    await client.waitForBytes(6, 3000);
     expect(client.text()).toBe("122143");
 
     // length 0: whatever has arrived, in one piece.
     conn.cast({ length: 0 });
     expect(await conn.call("meta")).toEqual({ length: 0, mode: "passive" });
     client.write("12");
-    await client.until(8);
+    await client.waitForBytes(8, 3000);
     expect(packets()).toEqual(["packet:1", "packet:2", "packet:12", "packet:34", "packet:12"]);
     expect(client.text()).toBe("12214321");
 
@@ -311,7 +120,7 @@ describe("the SockErl README reverse-echo server (passive)", () => {
     const events = new Log<string>();
     const conns = new Log<Connection>();
     const server = await serve(reverseEcho(events, conns), null);
-    await Client.open(server.port);
+    await RawClient.connect(server.port);
     await events.until(
       (l) => l.filter((e) => e === "srtimeout").length >= 3 && l.filter((e) => e === "timeout").length >= 2,
       3000,
@@ -325,7 +134,7 @@ describe("the SockErl README reverse-echo server (passive)", () => {
     const conns = new Log<Connection>();
     const counter = countingTcp();
     const server = await serve(reverseEcho(events, conns), null, { transport: counter.transport });
-    const client = await Client.open(server.port);
+    const client = await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1);
     const conn = conns.items[0]!;
     conn.cast({ length: 5 });
@@ -337,7 +146,7 @@ describe("the SockErl README reverse-echo server (passive)", () => {
     expect(await within(conn.call("print_buffer", 2000), 2500, "the call")).toBe("");
     expect(events.items.some((e) => e.startsWith("packet:"))).toBe(false);
     client.write("cde");
-    await client.until(5);
+    await client.waitForBytes(5, 3000);
     expect(client.text()).toBe("edcba");
     expect(await conn.call("print_buffer")).toBe("abcde");
   });
@@ -346,20 +155,26 @@ describe("the SockErl README reverse-echo server (passive)", () => {
 // --------------------------------------------------------------------------- exact lengths
 
 describe("exact-length reads", () => {
-  test("length 5 with the peer writing 1 byte at a time (each read by the server first)", async () => {
+  /** A server reading exactly 5 bytes per `handlePacket` (recorded in `packets`), over a counting transport. */
+  async function fiveByteReader() {
     const counter = countingTcp();
     const packets = new Log<string>();
     const server = await serve<undefined, null>(
       {
         init: () => ({ length: 5 }),
         handlePacket(pkt) {
-          packets.push(text(pkt));
+          packets.push(packetText(pkt));
         },
       },
       null,
       { transport: counter.transport },
     );
-    const client = await Client.open(server.port);
+    return { counter, packets, server };
+  }
+
+  test("length 5 with the peer writing 1 byte at a time (each read by the server first)", async () => {
+    const { counter, packets, server } = await fiveByteReader();
+    const client = await RawClient.connect(server.port);
     const message = "abcdefghijklmno"; // three reads of 5
     for (let i = 0; i < message.length; i++) {
       client.write(message[i]!);
@@ -370,19 +185,8 @@ describe("exact-length reads", () => {
   });
 
   test("many reads' worth arriving in one chunk are cut into exact pieces, in order", async () => {
-    const counter = countingTcp();
-    const packets = new Log<string>();
-    const server = await serve<undefined, null>(
-      {
-        init: () => ({ length: 5 }),
-        handlePacket(pkt) {
-          packets.push(text(pkt));
-        },
-      },
-      null,
-      { transport: counter.transport },
-    );
-    const client = await Client.open(server.port);
+    const { counter, packets, server } = await fiveByteReader();
+    const client = await RawClient.connect(server.port);
     const all = `${"0123456789".repeat(5)}abc`; // 10 reads of 5, and 3 bytes left over
     client.write(all);
     await packets.until((l) => l.length === 10);
@@ -400,12 +204,12 @@ describe("exact-length reads", () => {
         init: () => ({ length: 4 }),
         async handlePacket(pkt) {
           await Promise.resolve();
-          packets.push(text(pkt));
+          packets.push(packetText(pkt));
         },
       },
       null,
     );
-    const client = await Client.open(server.port);
+    const client = await RawClient.connect(server.port);
     const sent: string[] = [];
     for (let i = 0; i < 20; i++) {
       const piece = `${i}`.padStart(3, "0");
@@ -419,11 +223,11 @@ describe("exact-length reads", () => {
   });
 
   test("a `length` above maxPacketSize is a bad return (BadReturnError)", async () => {
-    const conns = connectionsLog();
+    const conns = new Log<Connection>();
     const server = await serve<undefined, null>(
       {
         init: (_i, meta) => {
-          conns.log.push(meta.connection);
+          conns.push(meta.connection);
           return { length: 100 };
         },
         handlePacket: () => undefined,
@@ -431,8 +235,8 @@ describe("exact-length reads", () => {
       null,
       { maxPacketSize: 10, plan: ["delete"] },
     );
-    await Client.open(server.port);
-    const conn = await conns.first();
+    await RawClient.connect(server.port);
+    const conn = await conns.nth(0);
     const reason = await within(conn.exited, 3000, "exit");
     expect(reason).toBeInstanceOf(BadReturnError);
     expect((reason as BadReturnError).code).toBe("ERR_BAD_RETURN");
@@ -450,7 +254,7 @@ describe("switching mode at run time", () => {
       {
         init: () => ({ state: 0 }),
         handlePacket(pkt, n, meta) {
-          const s = text(pkt);
+          const s = packetText(pkt);
           packets.push(s);
           modes.push(meta.mode);
           if (meta.mode === "active" && s.endsWith("P")) return { state: 0, mode: "passive", length: 4 };
@@ -461,7 +265,7 @@ describe("switching mode at run time", () => {
       null,
       { mode: "active", transport: counter.transport },
     );
-    const client = await Client.open(server.port);
+    const client = await RawClient.connect(server.port);
     let sent = "";
     const send = async (s: string) => {
       sent += s;
@@ -490,16 +294,16 @@ describe("switching mode at run time", () => {
 
   test("mode changes from casts, with bytes buffered in between, keep the stream intact", async () => {
     const packets = new Log<string>();
-    const conns = connectionsLog();
+    const conns = new Log<Connection>();
     const gate = Promise.withResolvers<void>();
     const server = await serve<undefined, null>(
       {
         init(_i, meta) {
-          conns.log.push(meta.connection);
+          conns.push(meta.connection);
           return { length: 3 };
         },
         async handlePacket(pkt) {
-          packets.push(text(pkt));
+          packets.push(packetText(pkt));
           if (packets.items.length === 1) await gate.promise; // bytes pile up behind this one
         },
         handleCast(mode) {
@@ -509,8 +313,8 @@ describe("switching mode at run time", () => {
       },
       null,
     );
-    const client = await Client.open(server.port);
-    const conn = await conns.first();
+    const client = await RawClient.connect(server.port);
+    const conn = await conns.nth(0);
     client.write("abc");
     await packets.until((l) => l.length === 1);
     client.write("defghij"); // arrives while the first callback is pending
@@ -540,11 +344,11 @@ describe("passive mode is real flow control", () => {
     let fast = false;
     const slowReads = new Log<number>();
     const done = Promise.withResolvers<void>();
-    const conns = connectionsLog();
+    const conns = new Log<Connection>();
     const server = await serve<undefined, null>(
       {
         init(_i, meta) {
-          conns.log.push(meta.connection);
+          conns.push(meta.connection);
           return { length: READ };
         },
         async handlePacket(pkt) {
@@ -569,8 +373,8 @@ describe("passive mode is real flow control", () => {
       null,
       { transport: counter.transport },
     );
-    const client = await Client.open(server.port);
-    const conn = await conns.first();
+    const client = await RawClient.connect(server.port);
+    const conn = await conns.nth(0);
 
     const data = Buffer.allocUnsafe(TOTAL);
     for (let i = 0; i < TOTAL; i++) data[i] = i % 251;
@@ -615,11 +419,11 @@ describe("passive mode is real flow control", () => {
     const counter = countingTcp();
     let handled = 0;
     const reads = new Log<number>();
-    const conns = connectionsLog();
+    const conns = new Log<Connection>();
     const server = await serve<undefined, null>(
       {
         init(_i, meta) {
-          conns.log.push(meta.connection);
+          conns.push(meta.connection);
           return { length: 1024 };
         },
         async handlePacket(pkt) {
@@ -633,8 +437,8 @@ describe("passive mode is real flow control", () => {
       null,
       { transport: counter.transport },
     );
-    const client = await Client.open(server.port);
-    const conn = await conns.first();
+    const client = await RawClient.connect(server.port);
+    const conn = await conns.nth(0);
     const TOTAL = 256 * 1024;
     expect(client.socket.write(Buffer.alloc(TOTAL))).toBe(TOTAL); // 256 reads' worth
     await reads.until((l) => l.length >= 1);
@@ -652,16 +456,20 @@ describe("passive mode is real flow control", () => {
 // ---------------------------------------------------------------------- the peer goes away
 
 describe("a peer that goes away is noticed", () => {
-  function disconnectProbe(gate?: Promise<void>) {
+  /**
+   * A server reading 10 bytes at a time whose handler records its callbacks in `events` (and, given a
+   * `gate`, holds each `handlePacket` until it opens), with a client connected and its `init` done.
+   */
+  async function disconnectProbe(gate?: Promise<void>, options: ServerOptions = {}) {
     const events = new Log<string>();
-    const conns = connectionsLog();
+    const conns = new Log<Connection>();
     const handler: Handler<undefined, null> = {
       init(_i, meta) {
-        conns.log.push(meta.connection);
+        conns.push(meta.connection);
         return { length: 10 };
       },
       async handlePacket(pkt) {
-        events.push(`packet:${text(pkt)}`);
+        events.push(`packet:${packetText(pkt)}`);
         if (gate !== undefined) {
           events.push("pending");
           await gate;
@@ -674,14 +482,14 @@ describe("a peer that goes away is noticed", () => {
         events.push(`terminate:${String(reason)}`);
       },
     };
-    return { events, conns, handler };
+    const server = await serve(handler, null, options);
+    const client = await RawClient.connect(server.port);
+    const conn = await conns.nth(0);
+    return { events, conns, server, client, conn };
   }
 
   test("closed while waiting for the rest of a read: handleDisconnect, then exit normal", async () => {
-    const { events, conns, handler } = disconnectProbe();
-    const server = await serve(handler, null);
-    const client = await Client.open(server.port);
-    const conn = await conns.first();
+    const { events, client, conn } = await disconnectProbe();
     client.write("abc"); // 3 of 10
     client.socket.end();
     expect(await within(conn.exited, 3000, "exit")).toBe("normal");
@@ -690,14 +498,11 @@ describe("a peer that goes away is noticed", () => {
 
   test("closed while a callback is pending (no more data): noticed once it settles", async () => {
     const gate = Promise.withResolvers<void>();
-    const { events, conns, handler } = disconnectProbe(gate.promise);
-    const server = await serve(handler, null);
-    const client = await Client.open(server.port);
-    const conn = await conns.first();
+    const { events, client, conn } = await disconnectProbe(gate.promise);
     client.write("0123456789");
     await events.until((l) => l.includes("pending"));
     client.socket.end();
-    await within(client.closed.promise, 3000, "client close");
+    await within(client.closedPromise, 3000, "client close");
     gate.resolve();
     expect(await within(conn.exited, 3000, "exit")).toBe("normal");
     expect(events.items).toEqual(["packet:0123456789", "pending", "disconnect", "terminate:normal"]);
@@ -706,16 +511,13 @@ describe("a peer that goes away is noticed", () => {
   test("closed while a callback is pending and more data arrived (socket paused): data, then disconnect", async () => {
     const gate = Promise.withResolvers<void>();
     const counter = countingTcp();
-    const { events, conns, handler } = disconnectProbe(gate.promise);
-    const server = await serve(handler, null, { transport: counter.transport });
-    const client = await Client.open(server.port);
-    const conn = await conns.first();
+    const { events, client, conn } = await disconnectProbe(gate.promise, { transport: counter.transport });
     client.write("0123456789");
     await events.until((l) => l.includes("pending"));
     client.write("abcdefghij"); // read while pending, then the socket pauses
     await counter.untilRead(20);
     client.socket.end();
-    await within(client.closed.promise, 3000, "client close");
+    await within(client.closedPromise, 3000, "client close");
     gate.resolve();
     expect(await within(conn.exited, 3000, "exit")).toBe("normal");
     expect(events.items).toEqual([
@@ -730,10 +532,7 @@ describe("a peer that goes away is noticed", () => {
 
   test("reset while a callback is pending: a disconnect too, not a crash", async () => {
     const gate = Promise.withResolvers<void>();
-    const { events, conns, handler } = disconnectProbe(gate.promise);
-    const server = await serve(handler, null);
-    const client = await Client.open(server.port);
-    const conn = await conns.first();
+    const { events, conns, server, client, conn } = await disconnectProbe(gate.promise);
     client.write("0123456789");
     await events.until((l) => l.includes("pending"));
     client.socket.terminate();
@@ -741,7 +540,7 @@ describe("a peer that goes away is noticed", () => {
     expect(await within(conn.exited, 3000, "exit")).toBe("normal");
     expect(events.items).toEqual(["packet:0123456789", "pending", "disconnect", "terminate:normal"]);
     // The server is still up.
-    await Client.open(server.port);
-    await conns.log.until((l) => l.length === 2);
+    await RawClient.connect(server.port);
+    await conns.until((l) => l.length === 2);
   });
 });

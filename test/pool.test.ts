@@ -27,18 +27,12 @@ import {
   startServer,
   whereis,
 } from "../src/index.ts";
-import { cleanup, startTestServer, track } from "./helpers/server.ts";
+import { rejection } from "./helpers/errors.ts";
+import { cleanup, closedPort, track, trackStop } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
-import { observe, waitFor, within } from "./helpers/wait.ts";
+import { EventRecorder, observe, waitFor, within } from "./helpers/wait.ts";
 
-const pools = new Set<Pool<never, never>>();
-
-afterEach(async () => {
-  const list = [...pools];
-  pools.clear();
-  await within(Promise.all(list.map((p) => p.stop())), 3000, "pools to stop in cleanup");
-  await cleanup();
-});
+afterEach(cleanup);
 
 const HOST = "127.0.0.1";
 
@@ -49,40 +43,17 @@ async function startPool<S, I>(
   addresses: Array<[string, number]>,
   options?: PoolOptions,
 ): Promise<Pool<S, I>> {
-  const pool = await startConnectorPool(handler, init, addresses, options);
-  pools.add(pool as unknown as Pool<never, never>);
-  return pool;
+  return trackStop(await startConnectorPool(handler, init, addresses, options));
 }
 
 /** Records events and lets a test await a condition, re-checked on every recorded event. */
-class Recorder {
+class Recorder extends EventRecorder {
   inits: unknown[] = [];
   terminated: Array<[conn: Connection, reason: ExitReason]> = [];
   reasons: ExitReason[] = [];
-  #waiters: Array<() => void> = [];
-
-  changed(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
-  }
 
   reasonsOf(conn: Connection): ExitReason[] {
     return this.terminated.filter(([c]) => c === conn).map(([, r]) => r);
-  }
-
-  until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return within(
-      new Promise<void>((resolve) => {
-        const poll = (): void => {
-          if (check()) resolve();
-          else this.#waiters.push(poll);
-        };
-        poll();
-      }),
-      timeoutMs,
-      what,
-    );
   }
 }
 
@@ -133,12 +104,13 @@ function serverHandler(rec: Recorder): Handler<undefined, unknown> {
   };
 }
 
-/** A port that was just bound and released: nothing listens on it. */
-async function closedPort(): Promise<number> {
-  const s = await startTestServer(serverHandler(new Recorder()), undefined);
-  const port = s.port;
-  await s.stop();
-  return port;
+/** A recording server, and a pool of recording connectors to it (both tracked for cleanup). */
+async function poolToServer(options?: PoolOptions, init?: unknown) {
+  const srec = new Recorder();
+  const server = await recordingServer(srec);
+  const rec = new Recorder();
+  const pool = await startPool(connectorHandler(rec), init, [[HOST, server.port]], options);
+  return { srec, server, rec, pool };
 }
 
 /** Starts a recording server on `port` (0 = any) and tracks it for cleanup. */
@@ -148,32 +120,13 @@ async function recordingServer(rec: Recorder, port = 0): Promise<Server<undefine
   return track(server);
 }
 
-/** Resolves with what a promise rejected with (fails if it resolves). */
-async function rejection(promise: Promise<unknown>, timeoutMs = 5000): Promise<unknown> {
-  return within(
-    promise.then(
-      (value) => {
-        throw new Error(`expected a rejection, got ${String(value)}`);
-      },
-      (error: unknown) => error,
-    ),
-    timeoutMs,
-    "the rejection",
-  );
-}
-
 function ids(pool: Pool<never, never> | Pool<undefined, unknown>): number[] {
   return pool.connections().map(([id]) => id);
 }
 
 describe("starting a pool", () => {
   test("connectorCount 5: connections() lists 5 live connectors with distinct ids, each connected and running init with the pool's init", async () => {
-    const srec = new Recorder();
-    const server = await recordingServer(srec);
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), "init-arg", [[HOST, server.port]], {
-      connectorCount: 5,
-    });
+    const { srec, server, rec, pool } = await poolToServer({ connectorCount: 5 }, "init-arg");
 
     const list = pool.connections();
     expect(list).toHaveLength(5);
@@ -402,9 +355,7 @@ describe("watchdog and reconnects", () => {
 
   test("plan exhaustion counts exits of a running connector too: two reconnects, then the third exit ends the pool", async () => {
     captureSink();
-    const server = await recordingServer(new Recorder());
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), undefined, [[HOST, server.port]], {
+    const { rec, pool } = await poolToServer({
       plan: [{ restart: 10 }],
       planCount: 2,
     });
@@ -425,9 +376,7 @@ describe("watchdog and reconnects", () => {
 
   test("plans run per child: one connector using up its passes does not use up another's", async () => {
     captureSink();
-    const server = await recordingServer(new Recorder());
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), undefined, [[HOST, server.port]], {
+    const { rec, pool } = await poolToServer({
       connectorCount: 2,
       plan: [{ restart: 10 }],
       planCount: 1,
@@ -453,10 +402,7 @@ describe("watchdog and reconnects", () => {
 describe("crash isolation under the default plan", () => {
   test("a normal exit deletes only that connector; an abnormal one ends the pool and every other connector gets terminate('shutdown') once", async () => {
     const sink = captureSink();
-    const srec = new Recorder();
-    const server = await recordingServer(srec);
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), undefined, [[HOST, server.port]], {
+    const { srec, server, rec, pool } = await poolToServer({
       connectorCount: 3,
     });
     const [[, a], [, b], [, c]] = pool.connections() as Array<[number, Connection]> as [
@@ -487,9 +433,7 @@ describe("crash isolation under the default plan", () => {
 
   test("with plan ['delete'] an abnormal exit only removes that connector", async () => {
     captureSink();
-    const server = await recordingServer(new Recorder());
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), undefined, [[HOST, server.port]], {
+    const { rec, pool } = await poolToServer({
       connectorCount: 2,
       plan: ["delete"],
     });
@@ -502,9 +446,7 @@ describe("crash isolation under the default plan", () => {
   }, 10000);
 
   test("with plan ['wait'] an exited connector is kept but not running: it leaves connections(), the pool goes on", async () => {
-    const server = await recordingServer(new Recorder());
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), undefined, [[HOST, server.port]], {
+    const { rec, pool } = await poolToServer({
       connectorCount: 2,
       plan: ["wait"],
     });
@@ -575,8 +517,7 @@ describe("addConnector", () => {
   }, 10000);
 
   test("addConnector with a bad host or port rejects with ArgumentError", async () => {
-    const server = await recordingServer(new Recorder());
-    const pool = await startPool(connectorHandler(new Recorder()), undefined, [[HOST, server.port]]);
+    const { server, pool } = await poolToServer();
     const host = await rejection(pool.addConnector(42 as never, server.port));
     expect(host).toBeInstanceOf(ArgumentError);
     const port = await rejection(pool.addConnector(HOST, "80" as never));
@@ -585,8 +526,7 @@ describe("addConnector", () => {
   }, 10000);
 
   test("addConnector on a stopped pool rejects with NoProcError", async () => {
-    const server = await recordingServer(new Recorder());
-    const pool = await startPool(connectorHandler(new Recorder()), undefined, [[HOST, server.port]]);
+    const { server, pool } = await poolToServer();
     await pool.stop();
     const error = await rejection(pool.addConnector(HOST, server.port));
     expect(error).toBeInstanceOf(NoProcError);
@@ -597,10 +537,7 @@ describe("addConnector", () => {
 describe("pool.stop()", () => {
   test("stop() terminates every connector with 'shutdown' and resolves after: none left, the server sees every socket close, exited resolves 'normal', no report", async () => {
     const sink = captureSink();
-    const srec = new Recorder();
-    const server = await recordingServer(srec);
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), undefined, [[HOST, server.port]], {
+    const { srec, server, rec, pool } = await poolToServer({
       connectorCount: 3,
     });
     const conns = pool.connections().map(([, c]) => c);
@@ -617,9 +554,7 @@ describe("pool.stop()", () => {
 
   test("stop(reason): exited resolves with the reason; connectors still get 'shutdown'; a second stop shares the first", async () => {
     captureSink();
-    const server = await recordingServer(new Recorder());
-    const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), undefined, [[HOST, server.port]]);
+    const { rec, pool } = await poolToServer();
     const [[, conn]] = pool.connections() as [[number, Connection]];
     await Promise.all([pool.stop("maintenance"), pool.stop("other")]);
     expect(await pool.exited).toBe("maintenance");

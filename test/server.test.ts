@@ -18,20 +18,17 @@ import {
   type Handler,
   type ListenerInfo,
   OptionError,
-  type Packet,
   Server,
   SockerlError,
   startServer,
   whereis,
 } from "../src/index.ts";
-import { RawClient } from "./helpers/client.ts";
+import { packetText, RawClient } from "./helpers/client.ts";
 import { cleanup, startTestServer, track } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 
 afterEach(cleanup);
-
-const text = (p: Packet): string => (typeof p === "string" ? p : Buffer.from(p).toString());
 
 /** An echo handler that reports each started connection. */
 function echo(
@@ -218,7 +215,7 @@ describe("stop()", () => {
       {
         init: () => undefined,
         handlePacket(packet) {
-          if (text(packet) === "crash") throw new Error("kaboom");
+          if (packetText(packet) === "crash") throw new Error("kaboom");
           return undefined;
         },
         terminate: (reason) => void terminated.push(reason),
@@ -246,7 +243,7 @@ describe("stop()", () => {
       {
         init: () => undefined,
         handlePacket(packet) {
-          if (text(packet) === "crash") throw new Error("kaboom");
+          if (packetText(packet) === "crash") throw new Error("kaboom");
           return { send: packet };
         },
       },

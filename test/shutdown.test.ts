@@ -13,33 +13,29 @@ import {
   type Connection,
   type ExitReason,
   type Handler,
-  type Packet,
-  type Pool,
   SocketConnectError,
   startConnector,
   startConnectorPool,
 } from "../src/index.ts";
-import { pattern, RawClient, sha256 } from "./helpers/client.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { packetText, pattern, RawClient, sha256 } from "./helpers/client.ts";
+import { cleanup, startTestServer, trackStop } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 
-const pools: Pool<never, never>[] = [];
 beforeEach(() => {
   captureSink();
 });
-afterEach(async () => {
-  await Promise.all(pools.splice(0).map((p) => p.stop()));
-  await cleanup();
-});
+afterEach(cleanup);
 
 const MiB = 1024 * 1024;
 const BIG = pattern(16 * MiB, 3);
 const BIG_SHA = sha256(BIG);
-const text = (p: Packet): string => (typeof p === "string" ? p : Buffer.from(p).toString());
 
-/** Reads slowly: alternately pauses and resumes the client's socket every `periodMs`. Returns a stop function. */
-function readSlowly(client: RawClient, periodMs = 5): () => void {
+/**
+ * Reads slowly (alternately pauses and resumes the client's socket every `periodMs`) until the peer's
+ * FIN or the close; rejects after `timeoutMs`.
+ */
+async function readSlowlyToEnd(client: RawClient, timeoutMs: number, periodMs = 5): Promise<void> {
   let reading = true;
   const timer = setInterval(() => {
     reading = !reading;
@@ -47,10 +43,12 @@ function readSlowly(client: RawClient, periodMs = 5): () => void {
     if (reading) client.socket.resume();
     else client.socket.pause();
   }, periodMs);
-  return () => {
+  try {
+    await client.waitForEnd(timeoutMs);
+  } finally {
     clearInterval(timer);
     if (!client.closed) client.socket.resume();
-  };
+  }
 }
 
 /** Connecting to a stopped port is refused. */
@@ -187,12 +185,7 @@ describe("no byte lost on a normal close", () => {
       undefined,
     );
     const client = await RawClient.connect(server.port, { keep: false, hash: true });
-    const stopReading = readSlowly(client);
-    try {
-      await client.waitForEnd(15_000);
-    } finally {
-      stopReading();
-    }
+    await readSlowlyToEnd(client, 15_000);
     expect(client.received).toBe(BIG.length);
     expect(client.digest()).toBe(BIG_SHA);
     expect(client.closeError).toBeUndefined();
@@ -213,12 +206,7 @@ describe("no byte lost on a normal close", () => {
     await within(server.stop({ drainMs: 2000 }), 3000, "the stop");
     expect(server.connections()).toEqual([]);
     // The socket outlives the stop until its queue is flushed (bounded by closeTimeout).
-    const stopReading = readSlowly(client);
-    try {
-      await client.waitForEnd(15_000);
-    } finally {
-      stopReading();
-    }
+    await readSlowlyToEnd(client, 15_000);
     expect(client.received).toBe(BIG.length);
     expect(client.digest()).toBe(BIG_SHA);
   }, 20_000);
@@ -282,7 +270,7 @@ describe("pool.stop({ drainMs })", () => {
       [["127.0.0.1", server.port]],
       { connectorCount: 3 },
     );
-    pools.push(pool as Pool<never, never>);
+    trackStop(pool);
     await waitFor(() => serverConns === 3, 2000, "three server connections");
     t0 = performance.now();
     await within(pool.stop({ drainMs: DRAIN }), DRAIN + 3000, "the pool to stop");
@@ -358,6 +346,6 @@ describe("stop reasons", () => {
     expect(await server.exited).toBe("maintenance");
     expect(reasons).toEqual(["shutdown"]);
     await within(client.closedPromise, 2000, "the peer socket to close");
-    expect(text(client.bytes())).toBe("up;");
+    expect(packetText(client.bytes())).toBe("up;");
   });
 });

@@ -20,20 +20,13 @@ import {
   TlsHandshakeError,
   tls,
 } from "../src/index.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { cleanup, defer, startTestServer, trackStop } from "./helpers/server.ts";
 import { closeTlsHelpers, pem, Relay, TestClient } from "./helpers/tls.ts";
 import { captureSink } from "./helpers/trace.ts";
 import { within } from "./helpers/wait.ts";
 
-const connectors = new Set<Connection>();
-const listeners: Array<{ stop(closeActive?: boolean): void }> = [];
-
 afterEach(async () => {
   closeTlsHelpers();
-  for (const l of listeners.splice(0)) l.stop(true);
-  const list = [...connectors];
-  connectors.clear();
-  await within(Promise.all(list.map((c) => c.stop())), 3000, "connectors to stop");
   await cleanup();
 });
 
@@ -223,6 +216,18 @@ describe("client-side STARTTLS (connectors)", () => {
     };
   }
 
+  /** Starts that connector to `port`; resolves with its log once it has handled the reply after the upgrade. */
+  async function upgradingConnector(port: number, what: string): Promise<Log> {
+    const log = newLog();
+    const done = Promise.withResolvers<void>();
+    const conn = await startConnector(connectorHandler(log, done.resolve), undefined, "127.0.0.1", port, {
+      packet: "line",
+    });
+    trackStop(conn!);
+    await within(done.promise, 3000, what);
+    return log;
+  }
+
   test("a connector upgrades after the server says GO (an independent Bun STARTTLS server)", async () => {
     // The server side is written here with Bun's own upgradeTLS, independent of the library.
     const dead = Symbol("raw twin");
@@ -247,20 +252,8 @@ describe("client-side STARTTLS (connectors)", () => {
         },
       },
     });
-    listeners.push(listener);
-    const log = newLog();
-    const done = Promise.withResolvers<void>();
-    const conn = await startConnector(
-      connectorHandler(log, done.resolve),
-      undefined,
-      "127.0.0.1",
-      listener.port,
-      {
-        packet: "line",
-      },
-    );
-    connectors.add(conn!);
-    await within(done.promise, 3000, "the encrypted pong");
+    defer(() => listener.stop(true));
+    const log = await upgradingConnector(listener.port, "the encrypted pong");
     expect(log.packets).toEqual(["GO\n", "pong:ping\n"]);
     expect(log.secure).toEqual([false, true]);
     expect(log.transports).toEqual(["tcp", "tls"]);
@@ -269,19 +262,7 @@ describe("client-side STARTTLS (connectors)", () => {
   test("a connector and a server both upgrade (library on both sides)", async () => {
     const serverLog = newLog();
     const server = await startServer(serverLog, () => ({ send: "GO\n", transport: serverTls() }));
-    const log = newLog();
-    const done = Promise.withResolvers<void>();
-    const conn = await startConnector(
-      connectorHandler(log, done.resolve),
-      undefined,
-      "127.0.0.1",
-      server.port,
-      {
-        packet: "line",
-      },
-    );
-    connectors.add(conn!);
-    await within(done.promise, 3000, "the encrypted echo");
+    const log = await upgradingConnector(server.port, "the encrypted echo");
     expect(log.packets).toEqual(["GO\n", "echo:ping\n"]);
     expect(log.secure).toEqual([false, true]);
     expect(serverLog.packets).toEqual(["STARTTLS\n", "ping\n"]);

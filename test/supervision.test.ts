@@ -26,7 +26,7 @@ import {
 import { RawClient } from "./helpers/client.ts";
 import { cleanup, startTestServer, track } from "./helpers/server.ts";
 import { captureSink } from "./helpers/trace.ts";
-import { observe, within } from "./helpers/wait.ts";
+import { EventRecorder, observe, within } from "./helpers/wait.ts";
 
 afterEach(cleanup);
 
@@ -34,36 +34,15 @@ afterEach(cleanup);
 const LINES: ServerOptions = { packet: "line", encoding: "utf8" };
 
 /** What the handler saw, with event-driven waits (re-checked on every recorded event). */
-class Recorder {
+class Recorder extends EventRecorder {
   readonly inits: number[] = [];
   readonly terminated: Array<[id: number, reason: ExitReason]> = [];
   /** For each terminate: whether the connection was still listed in `server.connections()`. */
   readonly listedAtTerminate: boolean[] = [];
-  #waiters: Array<() => void> = [];
-
-  changed(): void {
-    const waiters = this.#waiters;
-    this.#waiters = [];
-    for (const w of waiters) w();
-  }
 
   /** Reasons `terminate` saw for connection `id`, in order. */
   reasonsOf(id: number): ExitReason[] {
     return this.terminated.filter(([tid]) => tid === id).map(([, reason]) => reason);
-  }
-
-  until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
-    return within(
-      new Promise<void>((resolve) => {
-        const poll = (): void => {
-          if (check()) resolve();
-          else this.#waiters.push(poll);
-        };
-        poll();
-      }),
-      timeoutMs,
-      what,
-    );
   }
 }
 
@@ -108,6 +87,17 @@ function lineHandler(
   };
 }
 
+/** A line server whose `terminate` records whether the connection was still listed (`listedAtTerminate`). */
+async function listingLineServer(rec: Recorder): Promise<Server<LineState, unknown>> {
+  let srv: Server<LineState, unknown> | undefined;
+  srv = await startTestServer(
+    lineHandler(rec, () => srv),
+    undefined,
+    LINES,
+  );
+  return srv;
+}
+
 /** A raw client that has been greeted: `id` is its server connection's id. */
 async function greeted(port: number): Promise<{ c: RawClient; id: number }> {
   const c = await RawClient.connect(port);
@@ -139,12 +129,7 @@ describe("default plan: an abnormal exit ends the server", () => {
   test("a connection that stops with a reason ends the server: others get terminate('shutdown') once and EOF, the port is released, exited resolves with the reason, a report is printed", async () => {
     const sink = captureSink();
     const rec = new Recorder();
-    let srv: Server<LineState, unknown> | undefined;
-    srv = await startTestServer(
-      lineHandler(rec, () => srv),
-      undefined,
-      LINES,
-    );
+    const srv = await listingLineServer(rec);
     const port = srv.port;
     const a = await greeted(port);
     const b = await greeted(port);
@@ -447,12 +432,7 @@ describe("server.stop()", () => {
   test("stop() terminates every connection with 'shutdown' and resolves only once all have ended: none left, every client sees EOF, no report", async () => {
     const sink = captureSink();
     const rec = new Recorder();
-    let srv: Server<LineState, unknown> | undefined;
-    srv = await startTestServer(
-      lineHandler(rec, () => srv),
-      undefined,
-      LINES,
-    );
+    const srv = await listingLineServer(rec);
     const clients = [await greeted(srv.port), await greeted(srv.port), await greeted(srv.port)];
 
     await within(srv.stop(), 2000, "server.stop()");

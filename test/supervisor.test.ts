@@ -19,6 +19,7 @@ import {
   type PlanElement,
   RestartPlan,
 } from "../src/supervisor.ts";
+import { thrown } from "./helpers/errors.ts";
 
 /** Runs `reasons` as consecutive exits of one child (id `id`) and returns the decisions. */
 function exits(plan: RestartPlan, reasons: readonly ExitReason[], id = 1): Decision[] {
@@ -379,12 +380,7 @@ describe("the default plan", () => {
 
 describe("validation", () => {
   function optionError(make: () => unknown, option: string): OptionError {
-    let caught: unknown;
-    try {
-      make();
-    } catch (error) {
-      caught = error;
-    }
+    const caught = thrown(make);
     expect(caught).toBeInstanceOf(OptionError);
     const error = caught as OptionError;
     expect(error.code).toBe("ERR_OPTION");

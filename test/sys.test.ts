@@ -17,36 +17,19 @@ import {
   type Connection,
   type Handler,
   NoProcError,
-  type Pool,
-  type Server,
   sendSync,
   startConnector,
   startConnectorPool,
   sys,
   type TraceSink,
 } from "../src/index.ts";
-import { RawClient } from "./helpers/client.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { frame, RawClient } from "./helpers/client.ts";
+import { thrown } from "./helpers/errors.ts";
+import { cleanup, connectOne, startTestServer, trackStop } from "./helpers/server.ts";
+import { captureSink } from "./helpers/trace.ts";
 import { observe, waitFor, within } from "./helpers/wait.ts";
 
-let lines: string[] = [];
-let previousSink: TraceSink | undefined;
-const pools: Pool<never, never>[] = [];
-
-/** Captures the sink for this test (restored in afterEach). */
-function capture(): string[] {
-  lines = [];
-  previousSink ??= sys.setSink((line) => lines.push(line));
-  return lines;
-}
-
-afterEach(async () => {
-  const list = pools.splice(0);
-  await within(Promise.all(list.map((p) => p.stop())), 3000, "pools to stop");
-  await cleanup();
-  if (previousSink !== undefined) sys.setSink(previousSink);
-  previousSink = undefined;
-});
+afterEach(cleanup);
 
 /** An echo handler counting packets, casts and events in its state; calls reply `req:state`. */
 const counting: Handler<number> = {
@@ -56,39 +39,20 @@ const counting: Handler<number> = {
   handleCast: (_message, n) => ({ state: n + 1 }),
 };
 
-/** Connects a raw client and returns it with its server-side connection (after one echo round trip). */
-async function connectOne<S>(server: Server<S, unknown>, hello = "hi"): Promise<[RawClient, Connection]> {
-  const before = new Set(server.connections().map(([id]) => id));
-  const client = await RawClient.connect(server.port);
-  client.write(hello);
-  await client.waitForText(hello);
-  const conn = server.connections().find(([id]) => !before.has(id));
-  if (conn === undefined) throw new Error("the new connection is not listed");
-  return [client, conn[1]];
-}
-
-/** A `packet: 2` frame. */
-function frame2(payload: string): Buffer {
-  const body = Buffer.from(payload);
-  const head = Buffer.alloc(2);
-  head.writeUInt16BE(body.length, 0);
-  return Buffer.concat([head, body]);
-}
-
 describe("sys.statistics", () => {
   test("counts packets, payload bytes (framing excluded), calls and casts exactly, from when switched on", async () => {
     const server = await startTestServer(counting, undefined, { packet: 2 });
     const client = await RawClient.connect(server.port);
-    client.write(frame2("before"));
+    client.write(frame(2, "before"));
     await client.waitForBytes(8);
     const [[, conn]] = server.connections() as [[number, Connection]];
     expect(sys.statistics(conn)).toBeUndefined();
 
     const switchedOn = Date.now();
     sys.statistics(conn, true);
-    client.write(frame2("abc"));
+    client.write(frame(2, "abc"));
     await client.waitForBytes(8 + 5);
-    client.write(frame2("hello"));
+    client.write(frame(2, "hello"));
     await client.waitForBytes(8 + 5 + 7);
     expect(await conn.call("one")).toBe("one:3");
     conn.cast("a");
@@ -437,7 +401,7 @@ describe("sys.changeCode", () => {
 
 describe("pools", () => {
   test("sys.trace, statistics and changeCode act on every connector of a pool", async () => {
-    capture();
+    const { lines } = captureSink();
     const echo = await startTestServer(
       { init: () => undefined, handlePacket: (packet) => ({ send: packet }) },
       undefined,
@@ -454,7 +418,7 @@ describe("pools", () => {
     const pool = await startConnectorPool(connector, undefined, [["127.0.0.1", echo.port]], {
       connectorCount: 2,
     });
-    pools.push(pool as unknown as Pool<never, never>);
+    trackStop(pool);
     const [[, c1], [, c2]] = pool.connections() as [[number, Connection], [number, Connection]];
 
     sys.trace(pool, true);
@@ -499,7 +463,7 @@ describe("pools", () => {
 
 describe("targets", () => {
   test("a registry name resolves to its server; unknown names fail with NoProcError", async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined, { name: "sys-test-server" });
     sys.trace("sys-test-server", true);
     const [, conn] = await connectOne(server);
@@ -522,7 +486,7 @@ describe("targets", () => {
   }, 10_000);
 
   test("a named connector is a connection target: state, statistics and tracing by name", async () => {
-    capture();
+    const { lines } = captureSink();
     const echo = await startTestServer(
       { init: () => undefined, handlePacket: (packet) => ({ send: packet }) },
       undefined,
@@ -569,14 +533,9 @@ describe("targets", () => {
       () => sys.setSink("stderr" as never),
     ];
     for (const act of bad) {
-      let thrown: unknown;
-      try {
-        act();
-      } catch (e) {
-        thrown = e;
-      }
-      expect(thrown).toBeInstanceOf(ArgumentError);
-      expect((thrown as ArgumentError).code).toBe("ERR_ARGUMENT");
+      const error = thrown(act);
+      expect(error).toBeInstanceOf(ArgumentError);
+      expect((error as ArgumentError).code).toBe("ERR_ARGUMENT");
     }
     const onAcceptor = await sys.changeCode({ server, acceptor: 1 }, counting).catch((e: unknown) => e);
     expect(onAcceptor).toBeInstanceOf(ArgumentError);

@@ -24,12 +24,11 @@ import {
   tls,
 } from "../src/index.ts";
 import { encodeAlpn, readServerName } from "../src/tls.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { thrown } from "./helpers/errors.ts";
+import { cleanup, startTestServer, trackStop } from "./helpers/server.ts";
 import { closeTlsHelpers, fixturePath, pem, spyTransport, TestClient } from "./helpers/tls.ts";
 import { captureSink } from "./helpers/trace.ts";
 import { within } from "./helpers/wait.ts";
-
-const connectors = new Set<Connection>();
 
 // Failed handshakes print abnormal-exit reports; keep them out of the test output (cleanup restores).
 beforeEach(() => {
@@ -38,9 +37,6 @@ beforeEach(() => {
 
 afterEach(async () => {
   closeTlsHelpers();
-  const list = [...connectors];
-  connectors.clear();
-  await within(Promise.all(list.map((c) => c.stop())), 3000, "connectors to stop");
   await cleanup();
 });
 
@@ -79,6 +75,16 @@ function echoHandler(sessions: Seen[], greeting?: string): Handler<undefined, un
   };
 }
 
+/** A connector handler that records its session in `sessions` and ignores packets. */
+function sessionRecorder(sessions: Seen[]): Handler<undefined, unknown> {
+  return {
+    init(_i, meta) {
+      sessions.push(describeSession(meta));
+    },
+    handlePacket: () => undefined,
+  };
+}
+
 async function connectorTo(
   port: number,
   handler: Handler<undefined, unknown>,
@@ -87,8 +93,7 @@ async function connectorTo(
 ): Promise<Connection> {
   const conn = await startConnector(handler, undefined, host, port, { transport });
   if (conn === undefined) throw new Error("connector ignored");
-  connectors.add(conn);
-  return conn;
+  return trackStop(conn);
 }
 
 /** Proves the server still serves: a fresh trusted client gets its echo. */
@@ -253,12 +258,7 @@ describe("tls() connectors", () => {
     const seen: Seen[] = [];
     await connectorTo(
       server.port,
-      {
-        init(_i, meta) {
-          seen.push(describeSession(meta));
-        },
-        handlePacket: () => undefined,
-      },
+      sessionRecorder(seen),
       tls({ serverName: "wrong.example", rejectUnauthorized: false }),
     );
     expect(seen).toEqual([{ secure: true, transport: "tls", alpn: undefined, peerCN: "localhost" }]);
@@ -267,15 +267,24 @@ describe("tls() connectors", () => {
 
 describe("mutual TLS (requestCert)", () => {
   const mtls = (): TlsOptions => serverTls({ ca: pem.ca, requestCert: true });
+  /** Client options presenting the certificate the CA signed ("client1"). */
+  const certified = { ...trustingClient, cert: pem.clientCert, key: pem.clientKey };
+  /** Client options presenting a self-signed certificate ("untrusted"). */
+  const untrusted = { ...trustingClient, cert: pem.untrustedCert, key: pem.untrustedKey };
+
+  /** A client with the CA-signed certificate connects (the spy sees its connection) and gets its echo. */
+  async function certifiedEcho(port: number, spy: { next(): Promise<Connection> }, message: string) {
+    const connecting = TestClient.connect(port, certified);
+    await spy.next();
+    const client = await connecting;
+    client.write(message);
+    await client.waitFor(message);
+  }
 
   test("a client with a certificate signed by the CA is accepted; meta.peerCertificate names it", async () => {
     const sessions: Seen[] = [];
     const server = await startTestServer(echoHandler(sessions), undefined, { transport: tls(mtls()) });
-    const client = await TestClient.connect(server.port, {
-      ...trustingClient,
-      cert: pem.clientCert,
-      key: pem.clientKey,
-    });
+    const client = await TestClient.connect(server.port, certified);
     client.write("mtls");
     await client.waitFor("mtls");
     expect(sessions).toEqual([{ secure: true, transport: "tls", alpn: undefined, peerCN: "client1" }]);
@@ -288,7 +297,7 @@ describe("mutual TLS (requestCert)", () => {
     await connectorTo(
       server.port,
       { init: () => undefined, handlePacket: () => void done.resolve() },
-      tls({ ...trustingClient, cert: pem.clientCert, key: pem.clientKey }),
+      tls(certified),
     );
     await within(done.promise, 3000, "the greeting");
     expect(sessions[0]?.peerCN).toBe("client1");
@@ -302,26 +311,14 @@ describe("mutual TLS (requestCert)", () => {
     await handshakeFailure(await transport.next());
     await within(client.closedPromise, 3000, "the client to be closed");
     expect(sessions).toEqual([]);
-    const good = TestClient.connect(server.port, {
-      ...trustingClient,
-      cert: pem.clientCert,
-      key: pem.clientKey,
-    });
-    await transport.next();
-    const ok = await good;
-    ok.write("after");
-    await ok.waitFor("after");
+    await certifiedEcho(server.port, transport, "after");
   });
 
   test("a client with an untrusted (self-signed) certificate is rejected although Bun reports success", async () => {
     const sessions: Seen[] = [];
     const transport = spyTransport(tls(mtls()));
     const server = await startTestServer(echoHandler(sessions), undefined, { transport });
-    const client = await TestClient.connect(server.port, {
-      ...trustingClient,
-      cert: pem.untrustedCert,
-      key: pem.untrustedKey,
-    });
+    const client = await TestClient.connect(server.port, untrusted);
     const error = await handshakeFailure(await transport.next());
     expect(error.message).toContain("TLS handshake failed");
     await within(client.closedPromise, 3000, "the client to be closed");
@@ -330,15 +327,7 @@ describe("mutual TLS (requestCert)", () => {
     // assertStillServing has no client cert: it is rejected too, so prove it with a good cert instead.
     await handshakeFailure(await transport.next());
     await good;
-    const ok = TestClient.connect(server.port, {
-      ...trustingClient,
-      cert: pem.clientCert,
-      key: pem.clientKey,
-    });
-    await transport.next();
-    const c = await ok;
-    c.write("trusted");
-    await c.waitFor("trusted");
+    await certifiedEcho(server.port, transport, "trusted");
     expect(sessions.map((s) => s.peerCN)).toEqual(["client1"]);
   });
 
@@ -347,11 +336,7 @@ describe("mutual TLS (requestCert)", () => {
     const server = await startTestServer(echoHandler(sessions), undefined, {
       transport: tls(serverTls({ ca: pem.ca, requestCert: true, rejectUnauthorized: false })),
     });
-    const client = await TestClient.connect(server.port, {
-      ...trustingClient,
-      cert: pem.untrustedCert,
-      key: pem.untrustedKey,
-    });
+    const client = await TestClient.connect(server.port, untrusted);
     client.write("let in");
     await client.waitFor("let in");
     expect(sessions).toEqual([{ secure: true, transport: "tls", alpn: undefined, peerCN: "untrusted" }]);
@@ -374,16 +359,7 @@ describe("ALPN", () => {
     expect(sessions[0]?.alpn).toBe("myproto/1");
 
     const seen: Seen[] = [];
-    await connectorTo(
-      server.port,
-      {
-        init(_i, meta) {
-          seen.push(describeSession(meta));
-        },
-        handlePacket: () => undefined,
-      },
-      tls({ ...trustingClient, alpn: ["h2"] }),
-    );
+    await connectorTo(server.port, sessionRecorder(seen), tls({ ...trustingClient, alpn: ["h2"] }));
     expect(seen[0]?.alpn).toBe("h2");
   });
 
@@ -561,12 +537,7 @@ describe("tls() options are validated", () => {
   ];
   for (const [what, make, option] of cases) {
     test(`${what} throws OptionError naming \`${option}\``, () => {
-      let error: unknown;
-      try {
-        make();
-      } catch (e) {
-        error = e;
-      }
+      const error = thrown(make);
       expect(error).toBeInstanceOf(OptionError);
       expect((error as OptionError).code).toBe("ERR_OPTION");
       expect((error as OptionError).option).toBe(option);

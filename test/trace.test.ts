@@ -12,27 +12,14 @@
  * their order of appearance and ephemeral ports with PORT.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { type Connection, type Handler, type Server, sys, type TraceSink } from "../src/index.ts";
+import { type Connection, type Handler, type Server, sys } from "../src/index.ts";
 import { formatTerm, LOG_CAPACITY } from "../src/trace.ts";
 import { RawClient } from "./helpers/client.ts";
-import { cleanup, startTestServer } from "./helpers/server.ts";
+import { cleanup, connectOne, startTestServer } from "./helpers/server.ts";
+import { captureSink } from "./helpers/trace.ts";
 import { waitFor, within } from "./helpers/wait.ts";
 
-let lines: string[] = [];
-let previousSink: TraceSink | undefined;
-
-/** Captures the sink for this test (restored in afterEach). */
-function capture(): string[] {
-  lines = [];
-  previousSink ??= sys.setSink((line) => lines.push(line));
-  return lines;
-}
-
-afterEach(async () => {
-  await cleanup();
-  if (previousSink !== undefined) sys.setSink(previousSink);
-  previousSink = undefined;
-});
+afterEach(cleanup);
 
 /**
  * Replaces `<id>` with `<name>` (names: id → name; unknown ids become `<?id>`), `<call N>` tags with
@@ -65,20 +52,9 @@ const counting: Handler<number> = {
   handleEvent: (_event, n) => ({ state: n + 1 }),
 };
 
-/** Connects a raw client and returns it with its server-side connection (after one echo round trip). */
-async function connectOne(server: Server<number, unknown>, hello = "hi"): Promise<[RawClient, Connection]> {
-  const before = new Set(server.connections().map(([id]) => id));
-  const client = await RawClient.connect(server.port);
-  client.write(hello);
-  await client.waitForText(hello);
-  const conn = server.connections().find(([id]) => !before.has(id));
-  if (conn === undefined) throw new Error("the new connection is not listed");
-  return [client, conn[1]];
-}
-
 describe("connection trace lines", () => {
   test('connectorDebug: ["trace"] prints one line per event, in SockErl\'s wording and order', async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined, { connectorDebug: ["trace"] });
     const [client, conn] = await connectOne(server, "foo");
     expect(await conn.call("ping")).toBe("ping:1");
@@ -108,7 +84,7 @@ describe("connection trace lines", () => {
   }, 10_000);
 
   test("a deferred reply (from.reply) is traced when it is sent, and a peer close as a disconnect", async () => {
-    capture();
+    const { lines } = captureSink();
     let pending: { reply(value: unknown): boolean } | undefined;
     const handler: Handler<undefined> = {
       init: () => undefined,
@@ -143,7 +119,7 @@ describe("connection trace lines", () => {
   }, 10_000);
 
   test("timeout, srtimeout and mode changes are traced", async () => {
-    capture();
+    const { lines } = captureSink();
     const fired = Promise.withResolvers<void>();
     const handler: Handler<undefined> = {
       init: () => ({ timeout: 10 }),
@@ -169,7 +145,7 @@ describe("connection trace lines", () => {
   }, 10_000);
 
   test("run-time sys.trace on one of two connections traces only that one, until switched off", async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined);
     const [client1, conn1] = await connectOne(server, "a");
     const [client2, conn2] = await connectOne(server, "b");
@@ -200,7 +176,7 @@ describe("connection trace lines", () => {
   }, 10_000);
 
   test('payloads print readably: strings quoted, bytes as <<"…">>, UTF-8, hex, long ones cut', async () => {
-    capture();
+    const { lines } = captureSink();
     const handler: Handler<number> = {
       ...counting,
       handleCast: (message) => ({ send: message as string }),
@@ -224,7 +200,7 @@ describe("connection trace lines", () => {
 
 describe("acceptor trace lines", () => {
   test('acceptorDebug: ["trace"] prints started, accepted, gave and changed mode lines', async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined, { acceptorDebug: ["trace"] });
     const [, conn] = await connectOne(server);
     server.sleepAcceptors();
@@ -241,7 +217,7 @@ describe("acceptor trace lines", () => {
   }, 10_000);
 
   test("a connection held by a sleeping acceptor is given to its handler at wakeup", async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined, {
       acceptorDebug: ["trace"],
       acceptorMode: "sleep",
@@ -263,7 +239,7 @@ describe("acceptor trace lines", () => {
   }, 10_000);
 
   test("an init that throws is traced as could not start, one that returns ignore as was ignored", async () => {
-    capture();
+    const { lines } = captureSink();
     let ignore = false;
     const handler: Handler<undefined> = {
       init: () => {
@@ -298,7 +274,7 @@ describe("acceptor trace lines", () => {
   }, 10_000);
 
   test("sys.trace on a server traces its acceptors, its live connections and the ones accepted later", async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined);
     const [client1, conn1] = await connectOne(server, "a");
     sys.trace(server, true);
@@ -328,7 +304,7 @@ describe("acceptor trace lines", () => {
   }, 10_000);
 
   test("an acceptor target { server, acceptor: id } traces that acceptor only", async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined, { acceptorCount: 2 });
     sys.trace({ server, acceptor: 2 }, true);
     server.sleepAcceptors();
@@ -346,7 +322,7 @@ describe("acceptor trace lines", () => {
 
 describe("termination reports", () => {
   test("an abnormal exit prints one report with the id, the reason and the state", async () => {
-    capture();
+    const { lines } = captureSink();
     const handler: Handler<{ count: number }> = {
       init: () => ({ state: { count: 7 } }),
       handlePacket: () => {
@@ -366,7 +342,7 @@ describe("termination reports", () => {
   }, 10_000);
 
   test("a normal exit (close, stop, peer close, server shutdown) prints nothing", async () => {
-    capture();
+    const { lines } = captureSink();
     const handler: Handler<undefined> = {
       init: () => undefined,
       handlePacket: (packet) => (String(packet) === "bye" ? { close: true } : { send: packet }),
@@ -393,7 +369,7 @@ describe("termination reports", () => {
   }, 10_000);
 
   test("with log on, an abnormal exit prints the logged events after the report", async () => {
-    capture();
+    const { lines } = captureSink();
     const handler: Handler<number> = {
       init: () => ({ state: 1 }),
       handlePacket: (packet) => (String(packet) === "die" ? { stop: "died" } : { send: packet }),
@@ -417,7 +393,7 @@ describe("termination reports", () => {
 
 describe("event log", () => {
   test(`the log keeps the last ${LOG_CAPACITY} events, oldest first, and prints nothing`, async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined);
     const [, conn] = await connectOne(server);
     expect(sys.getLog(conn)).toEqual([]);
@@ -436,7 +412,7 @@ describe("event log", () => {
   }, 10_000);
 
   test("getLog on a server merges its processes' logs in the order the events happened", async () => {
-    capture();
+    const { lines } = captureSink();
     const server = await startTestServer(counting, undefined, {
       connectorDebug: ["log"],
       acceptorDebug: ["log"],
@@ -492,7 +468,8 @@ describe("formatTerm", () => {
   });
 
   test("a sink that throws never takes a connection down", async () => {
-    previousSink ??= sys.setSink(() => {
+    captureSink(); // cleanup() restores the default sink, after the server has stopped
+    sys.setSink(() => {
       throw new Error("sink failed");
     });
     const server = await startTestServer(counting, undefined, { connectorDebug: ["trace"] });

@@ -10,7 +10,6 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  type Connection,
   type Handler,
   OptionError,
   SocketListenError,
@@ -18,26 +17,13 @@ import {
   startServer,
   unix,
 } from "../src/index.ts";
-import { cleanup, track } from "./helpers/server.ts";
+import { rejection } from "./helpers/errors.ts";
+import { cleanup, defer, track, trackStop } from "./helpers/server.ts";
 import { within } from "./helpers/wait.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "sockerl-unix-"));
 let counter = 0;
-const children: Bun.Subprocess[] = [];
-const clients: Bun.Socket<unknown>[] = [];
-const connectors = new Set<Connection>();
-
-afterEach(async () => {
-  for (const c of clients.splice(0)) c.terminate();
-  const list = [...connectors];
-  connectors.clear();
-  await within(Promise.all(list.map((c) => c.stop())), 3000, "connectors to stop");
-  await cleanup();
-  for (const child of children.splice(0)) {
-    child.kill(9);
-    await child.exited;
-  }
-});
+afterEach(cleanup);
 
 process.on("exit", () => rmSync(dir, { recursive: true, force: true }));
 
@@ -61,6 +47,13 @@ async function startUnixServer(path: string, seen: Seen[] = []) {
   return track(server);
 }
 
+/** Starting a server on `path` fails with SocketListenError EADDRINUSE. */
+async function expectAddressInUse(path: string): Promise<void> {
+  const error = await rejection(startServer(echo(), undefined, 0, { transport: unix(path) }));
+  expect(error).toBeInstanceOf(SocketListenError);
+  expect((error as SocketListenError).code).toBe("EADDRINUSE");
+}
+
 /** A plain Bun client on the Unix socket that resolves with the first reply. */
 async function roundTrip(path: string, message: string): Promise<string> {
   const reply = Promise.withResolvers<string>();
@@ -75,7 +68,7 @@ async function roundTrip(path: string, message: string): Promise<string> {
       },
     },
   });
-  clients.push(socket as Bun.Socket<unknown>);
+  defer(() => socket.terminate());
   socket.write(message);
   return within(reply.promise, 3000, "the echo over the unix socket");
 }
@@ -90,7 +83,10 @@ async function childListener(path: string): Promise<Bun.Subprocess> {
     ],
     { stdout: "pipe", stderr: "inherit" },
   );
-  children.push(child);
+  defer(async () => {
+    child.kill(9);
+    await child.exited;
+  });
   const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
   let out = "";
   while (!out.includes("ready")) {
@@ -132,7 +128,7 @@ describe("unix()", () => {
       0,
       { transport: unix(path) },
     );
-    connectors.add(conn!);
+    trackStop(conn!);
     expect(await within(got.promise, 3000, "the echo")).toBe("from connector");
     expect(seen).toEqual([{ transport: "unix", secure: false }]);
   });
@@ -160,12 +156,7 @@ describe("unix()", () => {
     async () => {
       const path = socketPath();
       await childListener(path);
-      const error = await startServer(echo(), undefined, 0, { transport: unix(path) }).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
-      expect(error).toBeInstanceOf(SocketListenError);
-      expect((error as SocketListenError).code).toBe("EADDRINUSE");
+      await expectAddressInUse(path);
       expect(existsSync(path)).toBe(true);
     },
   );
@@ -173,24 +164,14 @@ describe("unix()", () => {
   test("a second server on the same path fails with EADDRINUSE; the first keeps serving", async () => {
     const path = socketPath();
     await startUnixServer(path);
-    const error = await startServer(echo(), undefined, 0, { transport: unix(path) }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(SocketListenError);
-    expect((error as SocketListenError).code).toBe("EADDRINUSE");
+    await expectAddressInUse(path);
     expect(await roundTrip(path, "first")).toBe("first");
   });
 
   test("a regular file at the path is never deleted: EADDRINUSE", async () => {
     const path = socketPath();
     writeFileSync(path, "precious");
-    const error = await startServer(echo(), undefined, 0, { transport: unix(path) }).then(
-      () => undefined,
-      (e: unknown) => e,
-    );
-    expect(error).toBeInstanceOf(SocketListenError);
-    expect((error as SocketListenError).code).toBe("EADDRINUSE");
+    await expectAddressInUse(path);
     expect(readFileSync(path, "utf8")).toBe("precious");
   });
 

@@ -7,9 +7,13 @@
  * Every client is registered for {@link closeAllClients} (called from `afterEach` via
  * `cleanup()` in `./server.ts`), so a failing test never leaks a socket.
  *
+ * Also the byte helpers tests build and check wire data with: {@link frame}, {@link unframe4},
+ * {@link pattern}, {@link sha256}, {@link hex}, {@link concatBytes}, {@link packetText}.
+ *
  * @module
  */
 import type { Socket } from "bun";
+import type { Packet } from "../../src/index.ts";
 import { WaitTimeoutError } from "./wait.ts";
 
 /** Options of {@link RawClient.connect}. */
@@ -57,6 +61,7 @@ export class RawClient {
   #queue: Uint8Array[] = [];
   #queued = 0;
   #waiters: Waiter[] = [];
+  #drainWaiters: Array<() => void> = [];
   #resolveClosed!: (error: Error | undefined) => void;
 
   private constructor(socket: Socket<RawClient>, options: RawClientOptions) {
@@ -86,7 +91,7 @@ export class RawClient {
         },
         drain(s) {
           const c = s.data;
-          if (c !== undefined) c.#flush();
+          if (c !== undefined) c.#onDrain();
         },
         end(s) {
           const c = s.data;
@@ -174,6 +179,28 @@ export class RawClient {
     this.#check();
   }
 
+  #onDrain(): void {
+    const drained = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const resolve of drained) resolve();
+    this.#flush();
+  }
+
+  /**
+   * Resolves on the next `drain` event: the kernel can take more. For a test that writes through
+   * `socket.write()` itself and must stall on a full kernel buffer (unbounded: bound the caller).
+   */
+  drained(): Promise<void> {
+    const { promise, resolve } = Promise.withResolvers<void>();
+    this.#drainWaiters.push(resolve);
+    return promise;
+  }
+
+  /** The client's local port: what the server sees as `meta.remotePort`. */
+  get localPort(): number {
+    return this.socket.localPort;
+  }
+
   /** Bytes written by the test that the kernel has not taken yet (the peer is not reading). */
   get pendingBytes(): number {
     return this.#queued;
@@ -213,6 +240,13 @@ export class RawClient {
   /** Resolves once the received text contains `text` (needs `keep`). */
   waitForText(text: string, timeoutMs = 2000): Promise<void> {
     return this.until(() => this.text().includes(text), timeoutMs, JSON.stringify(text));
+  }
+
+  /** Writes `text` and resolves once as many more bytes have arrived (an echo round trip). */
+  roundTrip(text: string, timeoutMs = 2000): Promise<void> {
+    const target = this.received + Buffer.byteLength(text);
+    this.write(text);
+    return this.waitForBytes(target, timeoutMs);
   }
 
   /** Resolves once the peer's FIN or the close has arrived. */
@@ -273,17 +307,46 @@ export class RawClient {
   }
 }
 
+/** A packet as text: a string as it is, bytes decoded as UTF-8. */
+export function packetText(packet: Packet): string {
+  return typeof packet === "string" ? packet : Buffer.from(packet).toString();
+}
+
+/** Hex of a byte array: readable failure messages and exact comparisons regardless of Buffer/Uint8Array. */
+export function hex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("hex");
+}
+
+/** The byte arrays one after another, as one plain `Uint8Array` (not a Buffer). */
+export function concatBytes(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
 /** SHA-256 (hex) of `bytes`, to compare with {@link RawClient.digest}. */
 export function sha256(bytes: Uint8Array): string {
   return new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
 }
 
+/**
+ * A `packet: 1 | 2 | 4` frame, built independently of the library's codec: a `bytes`-byte big-endian
+ * length, then the payload (a string is UTF-8).
+ */
+export function frame(bytes: 1 | 2 | 4, payload: string | Uint8Array): Buffer {
+  const body = typeof payload === "string" ? Buffer.from(payload) : Buffer.from(payload);
+  const head = Buffer.alloc(bytes);
+  head.writeUIntBE(body.length, 0, bytes);
+  return Buffer.concat([head, body]);
+}
+
 /** A `packet: 4` frame: 4-byte big-endian length, then the payload. */
 export function frame4(payload: string | Uint8Array): Buffer {
-  const body = typeof payload === "string" ? Buffer.from(payload) : Buffer.from(payload);
-  const head = Buffer.alloc(4);
-  head.writeUInt32BE(body.length, 0);
-  return Buffer.concat([head, body]);
+  return frame(4, payload);
 }
 
 /** Splits a `packet: 4` byte stream into frames (throws on a trailing partial frame). */

@@ -6,6 +6,7 @@
  * @module
  */
 import { setSink } from "../../src/trace.ts";
+import { Log } from "./wait.ts";
 
 /** A running capture of sink lines. */
 export interface SinkCapture {
@@ -13,6 +14,11 @@ export interface SinkCapture {
   readonly lines: string[];
   /** The termination reports among them (`** Sockerl connector <id> terminating ...`). */
   reports(): string[];
+  /**
+   * Resolves once `check()` holds, re-checking it on every line written to the sink; rejects with
+   * `WaitTimeoutError` after `timeoutMs`.
+   */
+  until(check: () => boolean, timeoutMs: number, what: string): Promise<void>;
   /** Restores the default sink (stderr). */
   restore(): void;
 }
@@ -22,10 +28,12 @@ let active: SinkCapture | undefined;
 /** Replaces the sink with one that records lines; only one capture is active at a time. */
 export function captureSink(): SinkCapture {
   active?.restore();
-  const lines: string[] = [];
+  const log = new Log<string>();
+  const lines = log.items;
   const capture: SinkCapture = {
     lines,
     reports: () => lines.filter((l) => l.startsWith("** Sockerl ")),
+    until: (check, timeoutMs, what) => log.until(check, timeoutMs, what),
     restore() {
       if (active === capture) {
         active = undefined;
@@ -34,7 +42,7 @@ export function captureSink(): SinkCapture {
     },
   };
   active = capture;
-  setSink((line) => lines.push(line));
+  setSink((line) => log.push(line));
   return capture;
 }
 

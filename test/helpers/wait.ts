@@ -80,3 +80,75 @@ export function observe<T>(promise: Promise<T>): {
     },
   };
 }
+
+/**
+ * Base of the tests' event recorders: a subclass records what a handler saw, then calls
+ * {@link EventRecorder.changed}; {@link EventRecorder.until} resolves once a condition holds,
+ * re-checking it on every change (no polling), and is bounded.
+ *
+ * @example
+ * class Recorder extends EventRecorder {
+ *   readonly inits: number[] = [];
+ * }
+ * // in the handler: rec.inits.push(id); rec.changed();
+ * await rec.until(() => rec.inits.length === 2, 2000, "two inits");
+ */
+export class EventRecorder {
+  #waiters: Array<() => void> = [];
+
+  /** Re-checks every pending {@link EventRecorder.until} condition: call it after recording something. */
+  changed(): void {
+    const waiters = this.#waiters;
+    this.#waiters = [];
+    for (const w of waiters) w();
+  }
+
+  /**
+   * Resolves once `check()` holds (now or after a later {@link EventRecorder.changed}); rejects with
+   * {@link WaitTimeoutError} after `timeoutMs`.
+   */
+  until(check: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return within(
+      new Promise<void>((resolve) => {
+        const poll = (): void => {
+          if (check()) resolve();
+          else this.#waiters.push(poll);
+        };
+        poll();
+      }),
+      timeoutMs,
+      what,
+    );
+  }
+}
+
+/**
+ * An append-only list whose growth can be awaited: `push` from a handler, then
+ * `await log.until((items) => items.length === 3)`.
+ */
+export class Log<T> extends EventRecorder {
+  /** Every item pushed so far, in order. */
+  readonly items: T[] = [];
+
+  /** Appends `item` and re-checks the pending waits. */
+  push(item: T): void {
+    this.items.push(item);
+    this.changed();
+  }
+
+  /** Resolves once `pred(items)` holds; rejects with {@link WaitTimeoutError} after `timeoutMs`. */
+  override until(pred: (items: T[]) => boolean, timeoutMs = 3000, what = "log condition"): Promise<void> {
+    return super.until(() => pred(this.items), timeoutMs, what);
+  }
+
+  /** Resolves with the `n`th item (0-based) once it has been pushed; rejects after `timeoutMs`. */
+  async nth(n: number, timeoutMs = 3000, what = `item #${n}`): Promise<T> {
+    await this.until((items) => items.length > n, timeoutMs, what);
+    return this.items[n] as T;
+  }
+
+  /** How many pushed items are `=== item`. */
+  count(item: T): number {
+    return this.items.filter((i) => i === item).length;
+  }
+}
