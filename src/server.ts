@@ -215,27 +215,22 @@ export class Server<S = unknown, I = unknown> implements ConnectionOwner {
         return false;
       }
       if (result !== undefined) {
-        if (typeof result === "object" && result !== null && Object.keys(result).length === 1) {
-          if ("init" in result) {
-            this.#init = (result as { init: I }).init;
-            this.#spec = undefined;
-          } else if ("stop" in result) {
-            this.#closeListeners();
-            const reason = (result as { stop: unknown }).stop;
+        const single =
+          typeof result === "object" && result !== null && Object.keys(result).length === 1
+            ? (result as Record<string, unknown>)
+            : undefined;
+        if (single !== undefined && "init" in single) {
+          this.#init = single.init as I;
+          this.#spec = undefined;
+        } else {
+          this.#closeListeners();
+          if (single !== undefined && "stop" in single) {
+            const reason = single.stop;
             throw new SockerlError(`listenInit stopped the server: ${describeReason(reason)}`, {
               code: "ERR_LISTEN_INIT_STOP",
               reason,
             });
-          } else {
-            this.#closeListeners();
-            throw new BadReturnError(
-              "listenInit",
-              result,
-              'expected undefined, { init }, { stop } or "ignore"',
-            );
           }
-        } else {
-          this.#closeListeners();
           throw new BadReturnError(
             "listenInit",
             result,
