@@ -209,9 +209,10 @@ function utf8Text(bytes: Uint8Array, cut: boolean): string | undefined {
 }
 
 /**
- * Bytes as Erlang prints binaries: `<<"foo">>` when printable ASCII, `<<"héllo"/utf8>>` when printable
- * UTF-8, otherwise hex bytes `<<00 ff 10>>`; beyond {@link TRACE_PAYLOAD_MAX} bytes the payload is cut
- * and its full size shown: `<<"aaaa"...(4096 bytes)>>`.
+ * Bytes for a trace line: quoted and escaped like a string when they are printable text (ASCII or
+ * UTF-8: `"foo\r\n"`, as DESIGN's `got packet "foo"`), otherwise hex in Erlang's binary brackets
+ * (`<<00 ff 10>>`); beyond {@link TRACE_PAYLOAD_MAX} bytes the payload is cut and its full size shown:
+ * `"aaaa"...(4096 bytes)`.
  */
 function formatBytes(bytes: Uint8Array): string {
   const cut = bytes.length > TRACE_PAYLOAD_MAX;
@@ -232,23 +233,22 @@ function formatBytes(bytes: Uint8Array): string {
       body = JSON.stringify(Buffer.from(shown.buffer, shown.byteOffset, shown.byteLength).toString("latin1"));
     } else {
       const text = utf8Text(shown, cut);
-      if (text !== undefined) body = `${JSON.stringify(text)}/utf8`;
+      if (text !== undefined) body = JSON.stringify(text);
     }
   }
-  if (body === undefined) {
-    const parts: string[] = [];
-    for (let i = 0; i < shown.length; i++) {
-      const b = shown[i]!;
-      parts.push(HEX[b >> 4]! + HEX[b & 15]!);
-    }
-    body = parts.join(" ");
+  if (body !== undefined) return cut ? `${body}...(${bytes.length} bytes)` : body;
+  const parts: string[] = [];
+  for (let i = 0; i < shown.length; i++) {
+    const b = shown[i]!;
+    parts.push(HEX[b >> 4]! + HEX[b & 15]!);
   }
+  body = parts.join(" ");
   return cut ? `<<${body}...(${bytes.length} bytes)>>` : `<<${body}>>`;
 }
 
 /**
- * Formats a value for a trace line: strings quoted (`"foo"`), bytes as `<<"foo">>` (see
- * {@link formatBytes}), errors as `Name code: message`, long payloads cut, other values inspected on
+ * Formats a value for a trace line: strings quoted (`"foo"`), printable bytes quoted too and other
+ * bytes as hex `<<00 ff>>` (see {@link formatBytes}), errors as `Name code: message`, long payloads cut, other values inspected on
  * one line (at most 200 characters).
  */
 export function formatTerm(value: unknown): string {

@@ -429,7 +429,7 @@ describe("pools", () => {
       '*DBG* Sockerl connector <c1> got synchronous request for sending packet "ping" from <call>',
       '*DBG* Sockerl connector <c1> sent packet "ping"',
       "*DBG* Sockerl connector <c1> sent ok to <call>",
-      '*DBG* Sockerl connector <c1> got packet <<"ping">>',
+      '*DBG* Sockerl connector <c1> got packet "ping"',
     ]);
     const stats = sys.statistics(pool);
     expect(stats.acceptors).toEqual([]);
@@ -470,8 +470,8 @@ describe("targets", () => {
     expect(lines.map((l) => l.replace(/<\d+>/g, "<id>").replace(/:\d+/g, ":PORT"))).toEqual([
       "*DBG* Sockerl acceptor <id> accepted socket 127.0.0.1:PORT",
       "*DBG* Sockerl acceptor <id> gave socket 127.0.0.1:PORT to connection handler <id>",
-      '*DBG* Sockerl connector <id> got packet <<"hi">>',
-      '*DBG* Sockerl connector <id> sent packet <<"hi">>',
+      '*DBG* Sockerl connector <id> got packet "hi"',
+      '*DBG* Sockerl connector <id> sent packet "hi"',
     ]);
     expect(sys.statistics("sys-test-server")).toEqual({ acceptors: [], connections: [] });
     sys.log("sys-test-server", true);
@@ -511,7 +511,7 @@ describe("targets", () => {
         '*DBG* Sockerl connector <c> got synchronous request for sending packet "pong" from <call>',
         '*DBG* Sockerl connector <c> sent packet "pong"',
         "*DBG* Sockerl connector <c> sent ok to <call>",
-        '*DBG* Sockerl connector <c> got packet <<"pong">>',
+        '*DBG* Sockerl connector <c> got packet "pong"',
       ]);
     } finally {
       await conn?.stop();

@@ -4,7 +4,7 @@
  * packet, got call … from, sent … to, got cast, got event, got synchronous / asynchronous request for
  * sending packet, sent ok, got timeout, got srtimeout, changed mode, terminating; acceptors: started,
  * accepted socket, gave socket, could not start / was ignored, changed mode), and a process that is not
- * traced writes nothing. Payloads print readably (`"str"`, `<<"bytes">>`, hex, cut when long). An
+ * traced writes nothing. Payloads print readably (`"str"`, `"bytes"`, hex, cut when long). An
  * abnormal exit prints one termination report (id, reason, state), followed by the event log when
  * `log` is on; a normal exit prints nothing. The `log` ring keeps the last 100 events.
  *
@@ -66,8 +66,8 @@ describe("connection trace lines", () => {
     await client.waitForBytes(3 + 1 + 3);
     await conn.stop();
     expect(normalise(lines, new Map([[conn.id, "c"]]))).toEqual([
-      '*DBG* Sockerl connector <c> got packet <<"foo">>',
-      '*DBG* Sockerl connector <c> sent packet <<"foo">>',
+      '*DBG* Sockerl connector <c> got packet "foo"',
+      '*DBG* Sockerl connector <c> sent packet "foo"',
       '*DBG* Sockerl connector <c> got call "ping" from <call 1>',
       '*DBG* Sockerl connector <c> sent "ping:1" to <call 1>',
       '*DBG* Sockerl connector <c> got cast "c"',
@@ -107,8 +107,8 @@ describe("connection trace lines", () => {
     client.end();
     await within(conn.exited, 2000, "the connection to end");
     expect(normalise(lines, new Map([[conn.id, "c"]]))).toEqual([
-      '*DBG* Sockerl connector <c> got packet <<"x">>',
-      '*DBG* Sockerl connector <c> sent packet <<"x">>',
+      '*DBG* Sockerl connector <c> got packet "x"',
+      '*DBG* Sockerl connector <c> sent packet "x"',
       '*DBG* Sockerl connector <c> got call "later" from <call 1>',
       '*DBG* Sockerl connector <c> got call "flush" from <call 2>',
       '*DBG* Sockerl connector <c> sent "flushed" to <call 2>',
@@ -167,15 +167,15 @@ describe("connection trace lines", () => {
     await conn1.call("after");
 
     expect(normalise(lines, new Map([[conn1.id, "one"]]))).toEqual([
-      '*DBG* Sockerl connector <one> got packet <<"1">>',
-      '*DBG* Sockerl connector <one> sent packet <<"1">>',
+      '*DBG* Sockerl connector <one> got packet "1"',
+      '*DBG* Sockerl connector <one> sent packet "1"',
       '*DBG* Sockerl connector <one> got cast "traced"',
       '*DBG* Sockerl connector <one> got call "sync" from <call 1>',
       '*DBG* Sockerl connector <one> sent "sync:3" to <call 1>',
     ]);
   }, 10_000);
 
-  test('payloads print readably: strings quoted, bytes as <<"…">>, UTF-8, hex, long ones cut', async () => {
+  test('payloads print readably: strings quoted, bytes as "…", UTF-8, hex, long ones cut', async () => {
     const { lines } = captureSink();
     const handler: Handler<number> = {
       ...counting,
@@ -187,12 +187,12 @@ describe("connection trace lines", () => {
     conn.cast(Buffer.from("héllo"));
     await conn.stop();
     expect(normalise(lines, new Map([[conn.id, "c"]]))).toEqual([
-      '*DBG* Sockerl connector <c> got packet <<"x">>',
-      '*DBG* Sockerl connector <c> sent packet <<"x">>',
+      '*DBG* Sockerl connector <c> got packet "x"',
+      '*DBG* Sockerl connector <c> sent packet "x"',
       `*DBG* Sockerl connector <c> got cast "${"a".repeat(64)}"...(100 chars)`,
       `*DBG* Sockerl connector <c> sent packet "${"a".repeat(64)}"...(100 chars)`,
-      '*DBG* Sockerl connector <c> got cast <<"héllo"/utf8>>',
-      '*DBG* Sockerl connector <c> sent packet <<"héllo"/utf8>>',
+      '*DBG* Sockerl connector <c> got cast "héllo"',
+      '*DBG* Sockerl connector <c> sent packet "héllo"',
       "*DBG* Sockerl connector <c> terminating with reason normal",
     ]);
   }, 10_000);
@@ -294,12 +294,12 @@ describe("acceptor trace lines", () => {
     names.set(conn1.id, "c1");
     names.set(conn2.id, "c2");
     expect(normalise(lines, names)).toEqual([
-      '*DBG* Sockerl connector <c1> got packet <<"1">>',
-      '*DBG* Sockerl connector <c1> sent packet <<"1">>',
+      '*DBG* Sockerl connector <c1> got packet "1"',
+      '*DBG* Sockerl connector <c1> sent packet "1"',
       "*DBG* Sockerl acceptor <a1> accepted socket 127.0.0.1:PORT",
       "*DBG* Sockerl acceptor <a1> gave socket 127.0.0.1:PORT to connection handler <c2>",
-      '*DBG* Sockerl connector <c2> got packet <<"b">>',
-      '*DBG* Sockerl connector <c2> sent packet <<"b">>',
+      '*DBG* Sockerl connector <c2> got packet "b"',
+      '*DBG* Sockerl connector <c2> sent packet "b"',
     ]);
   }, 10_000);
 
@@ -383,9 +383,9 @@ describe("termination reports", () => {
     await client.waitForEnd();
     expect(normalise(lines, new Map([[id, "c"]]))).toEqual([
       "** Sockerl connector <c> terminating\n** Reason for termination == died\n** State == 1",
-      '*DBG* Sockerl connector <c> got packet <<"a">>',
-      '*DBG* Sockerl connector <c> sent packet <<"a">>',
-      '*DBG* Sockerl connector <c> got packet <<"die">>',
+      '*DBG* Sockerl connector <c> got packet "a"',
+      '*DBG* Sockerl connector <c> sent packet "a"',
+      '*DBG* Sockerl connector <c> got packet "die"',
       "*DBG* Sockerl connector <c> terminating with reason died",
     ]);
   }, 10_000);
@@ -431,14 +431,14 @@ describe("event log", () => {
       "*DBG* Sockerl acceptor <a1> started for listen socket 127.0.0.1:PORT with options:\n\ttransporter module: 'tcp'\n\tmode: 'accept'",
       "*DBG* Sockerl acceptor <a1> accepted socket 127.0.0.1:PORT",
       "*DBG* Sockerl acceptor <a1> gave socket 127.0.0.1:PORT to connection handler <c1>",
-      '*DBG* Sockerl connector <c1> got packet <<"a">>',
-      '*DBG* Sockerl connector <c1> sent packet <<"a">>',
+      '*DBG* Sockerl connector <c1> got packet "a"',
+      '*DBG* Sockerl connector <c1> sent packet "a"',
       "*DBG* Sockerl acceptor <a1> accepted socket 127.0.0.1:PORT",
       "*DBG* Sockerl acceptor <a1> gave socket 127.0.0.1:PORT to connection handler <c2>",
-      '*DBG* Sockerl connector <c2> got packet <<"b">>',
-      '*DBG* Sockerl connector <c2> sent packet <<"b">>',
-      '*DBG* Sockerl connector <c1> got packet <<"1">>',
-      '*DBG* Sockerl connector <c1> sent packet <<"1">>',
+      '*DBG* Sockerl connector <c2> got packet "b"',
+      '*DBG* Sockerl connector <c2> sent packet "b"',
+      '*DBG* Sockerl connector <c1> got packet "1"',
+      '*DBG* Sockerl connector <c1> sent packet "1"',
       '*DBG* Sockerl connector <c2> got cast "two"',
       '*DBG* Sockerl connector <c2> got call "s" from <call 1>',
       '*DBG* Sockerl connector <c2> sent "s:2" to <call 1>',
@@ -451,15 +451,15 @@ describe("formatTerm", () => {
   test("formats strings, bytes, errors and objects on one line", () => {
     expect(formatTerm("foo")).toBe('"foo"');
     expect(formatTerm('say "hi"\n')).toBe('"say \\"hi\\"\\n"');
-    expect(formatTerm(Buffer.from("foo"))).toBe('<<"foo">>');
-    expect(formatTerm(new TextEncoder().encode("a\tb\r\n"))).toBe('<<"a\\tb\\r\\n">>');
-    expect(formatTerm(Buffer.from("€uro"))).toBe('<<"€uro"/utf8>>');
+    expect(formatTerm(Buffer.from("foo"))).toBe('"foo"');
+    expect(formatTerm(new TextEncoder().encode("a\tb\r\n"))).toBe('"a\\tb\\r\\n"');
+    expect(formatTerm(Buffer.from("€uro"))).toBe('"€uro"');
     expect(formatTerm(Buffer.from([0, 0x7f, 0xff, 0x10]))).toBe("<<00 7f ff 10>>");
     expect(formatTerm(new Uint16Array([1]))).toBe("<<01 00>>");
     expect(formatTerm(new ArrayBuffer(2))).toBe("<<00 00>>");
-    expect(formatTerm(Buffer.alloc(70, 0x62))).toBe(`<<"${"b".repeat(64)}"...(70 bytes)>>`);
-    expect(formatTerm(Buffer.from("é".repeat(40)))).toBe(`<<"${"é".repeat(32)}"/utf8...(80 bytes)>>`);
-    expect(formatTerm(["a", Buffer.from("b")])).toBe('["a", <<"b">>]');
+    expect(formatTerm(Buffer.alloc(70, 0x62))).toBe(`"${"b".repeat(64)}"...(70 bytes)`);
+    expect(formatTerm(Buffer.from("é".repeat(40)))).toBe(`"${"é".repeat(32)}"...(80 bytes)`);
+    expect(formatTerm(["a", Buffer.from("b")])).toBe('["a", "b"]');
     expect(formatTerm({ a: { b: [1, { c: 2 }] } })).toBe("{ a: { b: [ 1, { c: 2 } ] } }");
     expect(formatTerm(new RangeError("bad"))).toBe("RangeError: bad");
     expect(formatTerm(undefined)).toBe("undefined");
