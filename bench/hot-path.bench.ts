@@ -17,8 +17,8 @@ import { dirname, join } from "node:path";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { ConnectionProcess } from "../src/connection.ts";
 import type { Action, Handler } from "../src/handler.ts";
-import { connectionSettings } from "../src/options.ts";
-import { type TransportSocket, tcp } from "../src/transport.ts";
+import type { TransportSocket } from "../src/transport.ts";
+import { attachedSocket } from "./memory-socket.ts";
 
 // --- the no-tracing build -------------------------------------------------------------------------
 const here = dirname(new URL(import.meta.url).pathname);
@@ -35,42 +35,6 @@ writeFileSync(strippedPath, stripped);
 const { ConnectionProcess: NoTraceProcess } = (await import(strippedPath)) as {
   ConnectionProcess: typeof ConnectionProcess;
 };
-
-/** A socket that takes every byte at once and does nothing else. */
-function memorySocket(): TransportSocket {
-  return {
-    data: undefined,
-    write: (bytes) => (typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length),
-    end: () => undefined,
-    shutdown: () => undefined,
-    terminate: () => undefined,
-    pause: () => undefined,
-    resume: () => undefined,
-    remoteAddress: "127.0.0.1",
-    remotePort: 40000,
-    localPort: 7000,
-  };
-}
-
-function attach(
-  Process: typeof ConnectionProcess,
-  handler: Handler<number>,
-  options: Record<string, unknown> = {},
-): TransportSocket {
-  const conn = new Process(
-    {
-      handler: handler as Handler<unknown, unknown>,
-      init: undefined,
-      settings: connectionSettings(options),
-      isServer: true,
-    },
-    tcp(),
-    undefined,
-  );
-  const socket = memorySocket();
-  conn.attach(socket, false);
-  return socket;
-}
 
 const echo: Handler<number> = {
   init: () => ({ state: 0 }),
@@ -89,47 +53,20 @@ const half = chunk.subarray(0, 32);
 const data = ConnectionProcess.EVENTS.data;
 const noTraceData = NoTraceProcess.EVENTS.data;
 
-const withTrace = attach(ConnectionProcess, echo);
-const withoutTrace = attach(NoTraceProcess, echo);
+const withTrace = attachedSocket(echo);
+const withoutTrace = attachedSocket(echo, {}, NoTraceProcess);
 
 const shapes: Array<[string, TransportSocket]> = [
-  [
-    "undefined (no action)",
-    attach(
-      ConnectionProcess,
-      shaped(() => undefined),
-    ),
-  ],
-  [
-    "{ send }",
-    attach(
-      ConnectionProcess,
-      shaped((p) => ({ send: p })),
-    ),
-  ],
-  ["{ state, send }", attach(ConnectionProcess, echo)],
-  [
-    "[{ state }, { send }]",
-    attach(
-      ConnectionProcess,
-      shaped((p, n) => [{ state: n + 1 }, { send: p }]),
-    ),
-  ],
-  [
-    "{ send: [a, b] } (one write)",
-    attach(
-      ConnectionProcess,
-      shaped(() => ({ send: [half, half] })),
-    ),
-  ],
+  ["undefined (no action)", attachedSocket(shaped(() => undefined))],
+  ["{ send }", attachedSocket(shaped((p) => ({ send: p })))],
+  ["{ state, send }", attachedSocket(echo)],
+  ["[{ state }, { send }]", attachedSocket(shaped((p, n) => [{ state: n + 1 }, { send: p }]))],
+  ["{ send: [a, b] } (one write)", attachedSocket(shaped(() => ({ send: [half, half] })))],
   [
     "{ state, send } with timeout set",
-    attach(
-      ConnectionProcess,
-      shaped((p, n) => ({ state: n + 1, send: p }), { state: 0, timeout: 60_000 }),
-    ),
+    attachedSocket(shaped((p, n) => ({ state: n + 1, send: p }), { state: 0, timeout: 60_000 })),
   ],
-  ["{ state, send }, packet: 4 framing", attach(ConnectionProcess, echo, { packet: 4 })],
+  ["{ state, send }, packet: 4 framing", attachedSocket(echo, { packet: 4 })],
 ];
 
 // Warm every path so the first benchmark of a group does not pay for JIT tiering.

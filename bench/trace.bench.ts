@@ -14,9 +14,9 @@
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { ConnectionProcess } from "../src/connection.ts";
 import type { Handler, Meta } from "../src/handler.ts";
-import { connectionSettings } from "../src/options.ts";
 import { type DebugOption, setSink } from "../src/trace.ts";
-import { type TransportSocket, tcp } from "../src/transport.ts";
+import type { TransportSocket } from "../src/transport.ts";
+import { attachedSocket, memorySocket } from "./memory-socket.ts";
 
 /** An echo handler counting packets: the smallest realistic callback. */
 const handler: Handler<number> = {
@@ -24,33 +24,9 @@ const handler: Handler<number> = {
   handlePacket: (packet, n) => ({ state: n + 1, send: packet }),
 };
 
-/** A socket that takes every byte at once (write returns the length) and does nothing else. */
-function memorySocket(): TransportSocket {
-  return {
-    data: undefined,
-    write: (bytes) => (typeof bytes === "string" ? Buffer.byteLength(bytes) : bytes.length),
-    end: () => undefined,
-    shutdown: () => undefined,
-    terminate: () => undefined,
-    pause: () => undefined,
-    resume: () => undefined,
-    remoteAddress: "127.0.0.1",
-    remotePort: 40000,
-    localPort: 7000,
-  };
-}
-
 /** A started connection with the given debug options, attached to a memory socket. */
 function connection(debug: DebugOption[]): TransportSocket {
-  const settings = connectionSettings(debug.length === 0 ? {} : { connectorDebug: debug });
-  const conn = new ConnectionProcess(
-    { handler: handler as Handler<unknown, unknown>, init: undefined, settings, isServer: true },
-    tcp(),
-    undefined,
-  );
-  const socket = memorySocket();
-  conn.attach(socket, false);
-  return socket;
+  return attachedSocket(handler, debug.length === 0 ? {} : { connectorDebug: debug });
 }
 
 /** The same work without the library: call the handler, keep the state, write the reply. */
