@@ -193,7 +193,6 @@ class Extras {
   currentFrom: CallFrom | undefined = undefined;
   calls: Set<CallFrom> | undefined = undefined;
   lastMessage: LastMessage | undefined = undefined;
-  exitReason: ExitReason = undefined;
   exited: Promise<ExitReason> | undefined = undefined;
   resolveExited: ((reason: ExitReason) => void) | undefined = undefined;
   stopWaiters: (() => void)[] | undefined = undefined;
@@ -228,7 +227,7 @@ let nextCallTag = 1;
  */
 export class ConnectionProcess implements Connection, Meta<unknown> {
   readonly id: number;
-  // Memory matters (servers hold 10k+ idle connections): a connection keeps 14 slots. Booleans,
+  // Memory matters (servers hold 10k+ idle connections): a connection keeps 16 slots. Booleans,
   // the phase, the pause bits and the last callback are packed into `#flags`; what only some
   // connections use (timers, calls, exit bookkeeping) lives in `#x`, allocated on first use; what
   // all connections of a server share (handler, init, settings) lives in one `#spec`. Private
@@ -246,6 +245,8 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   #cork: Uint8Array | undefined = undefined;
   #dbg: DebugState | undefined;
   #x: Extras | undefined = undefined;
+  /** Set on exit (a slot of its own: exiting must not allocate the extras, connect/close churn). */
+  #exitReason: ExitReason = undefined;
   /** @internal Position in the owner's `ChildList`. */
   listIndex = -1;
 
@@ -480,12 +481,6 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
   }
   set #lastMessage(message: LastMessage | undefined) {
     if (message !== undefined || this.#x !== undefined) this.#ext().lastMessage = message;
-  }
-  get #exitReason(): ExitReason {
-    return this.#x?.exitReason;
-  }
-  set #exitReason(reason: ExitReason) {
-    if (reason !== undefined || this.#x !== undefined) this.#ext().exitReason = reason;
   }
   get #exited(): Promise<ExitReason> | undefined {
     return this.#x?.exited;
@@ -796,11 +791,13 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
       this.#flags &= ~F_EVENT_TURN;
       const mailbox = this.#mailbox;
       if (mailbox === undefined) break;
-      const event = mailbox[this.#mbHead++]!;
-      if (this.#mbHead === mailbox.length) {
+      const head = this.#mbHead;
+      const event = mailbox[head]!;
+      if (head + 1 === mailbox.length) {
+        // Emptied: a one-event mailbox (the common case) never touches the extras.
         this.#mailbox = undefined;
-        this.#mbHead = 0;
-      }
+        if (head !== 0) this.#mbHead = 0;
+      } else this.#mbHead = head + 1;
       this.#dispatchEvent(event);
     }
     if (this.#gate === 0) this.#idle();
@@ -828,8 +825,15 @@ export class ConnectionProcess implements Connection, Meta<unknown> {
 
   #post(kind: number, value: unknown, extra: unknown): void {
     const event = new MailboxEvent(kind, value, extra);
-    if (this.#mailbox === undefined) this.#mailbox = [event];
-    else this.#mailbox.push(event);
+    const mailbox = this.#mailbox;
+    if (mailbox !== undefined) mailbox.push(event);
+    else if (this.#gate === 0 && (this.#decoder === undefined || this.#decoder.buffered === 0)) {
+      // Idle with nothing queued or buffered: handle it now, as the run loop would, without a queue.
+      this.#flags &= ~F_EVENT_TURN;
+      this.#dispatchEvent(event);
+      if (this.#gate === 0) this.#run();
+      return;
+    } else this.#mailbox = [event];
     if (this.#gate === 0) this.#run();
   }
 
