@@ -204,13 +204,17 @@ export async function startConnector<S = undefined, I = unknown>(
   const spec = connectSpec(handler, init, host, port, record);
   const name = record.name === undefined ? undefined : stringOption("name", record.name, "");
   const owner = name === undefined ? undefined : new NamedConnector(name);
-  if (name !== undefined) {
-    // Reserve the name now so a clash fails before connecting.
-    const placeholder = {};
-    register(name, placeholder);
+  if (name === undefined) return connectOnce(spec, owner);
+  // Hold the name while connecting: a clash fails before connecting, and two starts with one name
+  // cannot both connect and then find the name taken with a live connector nobody can reach.
+  const placeholder = {};
+  register(name, placeholder);
+  let conn: ConnectionProcess | undefined;
+  try {
+    conn = await connectOnce(spec, owner);
+  } finally {
     unregister(name, placeholder);
   }
-  const conn = await connectOnce(spec, owner);
-  if (conn !== undefined && name !== undefined && conn.alive) register(name, conn);
+  if (conn?.alive) register(name, conn);
   return conn;
 }

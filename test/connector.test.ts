@@ -25,6 +25,7 @@ import {
   SocketConnectError,
   startConnector,
   startConnectorPool,
+  whereis,
 } from "../src/index.ts";
 import { rejection } from "./helpers/errors.ts";
 import { cleanup, closedPort, defer, startTestServer, trackStop } from "./helpers/server.ts";
@@ -582,4 +583,19 @@ describe("init outcomes", () => {
     expect((error as SockerlError).code).toBe("ERR_INIT_STOP");
     expect((error as SockerlError).reason).toBe("refused");
   }, 10000);
+});
+
+describe("names", () => {
+  test("two connectors started at once with one name: the second is refused before connecting, the first owns the name", async () => {
+    const srv = await startTestServer({ init: () => undefined, handlePacket: () => undefined }, undefined);
+    const handler: Handler = { init: () => undefined, handlePacket: () => undefined };
+    const first = connect(handler, undefined, srv.port, { name: "twin-connector" });
+    const second = connect(handler, undefined, srv.port, { name: "twin-connector" });
+    const error = await rejection(second, 3000, "the second start");
+    expect(error).toBeInstanceOf(OptionError);
+    expect((error as OptionError).option).toBe("name");
+    const conn = await within(first, 3000, "the first start");
+    expect(whereis("twin-connector")).toBe(conn);
+    await waitFor(() => srv.connections().length === 1, 3000, "one server connection");
+  });
 });
