@@ -17,7 +17,7 @@ import { dirname, join } from "node:path";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { ConnectionProcess } from "../src/connection.ts";
 import type { Action, Handler } from "../src/handler.ts";
-import type { TransportSocket } from "../src/transport.ts";
+import type { TransportSocket } from "../src/transport/transport.ts";
 import { attachedSocket } from "./memory-socket.ts";
 
 // --- the no-tracing build -------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 import { ConnectionProcess } from "../src/connection.ts";
 import type { Handler } from "../src/handler.ts";
 import { connectionSettings } from "../src/options.ts";
-import { type TransportSocket, tcp } from "../src/transport.ts";
+import { type TransportSocket, tcp } from "../src/transport/transport.ts";
 
 /** A socket that takes every byte at once (write returns the length) and does nothing else. */
 export function memorySocket(): TransportSocket {

@@ -15,7 +15,7 @@ import { bench, do_not_optimize, group, run, summary } from "mitata";
 import { ConnectionProcess } from "../src/connection.ts";
 import type { Handler, Meta } from "../src/handler.ts";
 import { type DebugOption, setSink } from "../src/trace.ts";
-import type { TransportSocket } from "../src/transport.ts";
+import type { TransportSocket } from "../src/transport/transport.ts";
 import { attachedSocket, memorySocket } from "./memory-socket.ts";
 
 /** An echo handler counting packets: the smallest realistic callback. */

@@ -56,7 +56,12 @@ import type {
 } from "./handler.ts";
 import { FLUSH_CLOSED, FLUSH_EMPTY, OutboundQueue } from "./outbound.ts";
 import { type DebugOption, DebugState, debugStateFor, emit, formatTerm, type Statistics } from "./trace.ts";
-import { isTransport, type Transport, type TransportEvents, type TransportSocket } from "./transport.ts";
+import {
+  isTransport,
+  type Transport,
+  type TransportEvents,
+  type TransportSocket,
+} from "./transport/transport.ts";
 
 /** Settings shared by the connections of one server, pool or connector (validated at start). */
 export interface ConnectionSettings {

@@ -27,7 +27,7 @@ import {
   transportOption,
 } from "./options.ts";
 import { register, unregister } from "./registry.ts";
-import type { Transport } from "./transport.ts";
+import type { Transport } from "./transport/transport.ts";
 
 /** Default `connectTimeout`: 3000 ms. */
 export const DEFAULT_CONNECT_TIMEOUT = 3000;

@@ -5,7 +5,7 @@
  * @module
  */
 import type { ExitReason } from "./supervisor.ts";
-import type { Transport } from "./transport.ts";
+import type { Transport } from "./transport/transport.ts";
 
 export type { ExitReason };
 

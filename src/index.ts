@@ -71,8 +71,8 @@ export { Server, startServer } from "./server.ts";
 export { SHUTDOWN_EVENT, type StopOptions } from "./shutdown.ts";
 export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";
 export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";
-export { type TlsOptions, tls } from "./tls.ts";
 export type { DebugOption, Statistics, TraceSink } from "./trace.ts";
+export { type TlsOptions, tls } from "./transport/tls.ts";
 export {
   type ConnectRequest,
   type ListenRequest,
@@ -83,5 +83,5 @@ export {
   type TransportSocket,
   tcp,
   type UpgradeRequest,
-} from "./transport.ts";
-export { unix } from "./unix.ts";
+} from "./transport/transport.ts";
+export { unix } from "./transport/unix.ts";

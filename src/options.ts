@@ -10,7 +10,7 @@ import { isPacketFraming, type PacketFraming } from "./framing.ts";
 import type { ReceiveMode } from "./handler.ts";
 import type { Plan } from "./supervisor.ts";
 import { type DebugOption, parseDebugOptions } from "./trace.ts";
-import { isTransport, type Transport, tcp } from "./transport.ts";
+import { isTransport, type Transport, tcp } from "./transport/transport.ts";
 
 /** Whether an acceptor serves arriving connections (`"accept"`) or holds them unserved (`"sleep"`). */
 export type AcceptorMode = "accept" | "sleep";

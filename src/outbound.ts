@@ -5,7 +5,7 @@
  *
  * @module
  */
-import type { TransportSocket } from "./transport.ts";
+import type { TransportSocket } from "./transport/transport.ts";
 
 /** Chunks smaller than this are merged with their neighbours when flushing. */
 const COALESCE_BELOW = 16 * 1024;

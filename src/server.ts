@@ -53,7 +53,12 @@ import { register, unregister } from "./registry.ts";
 import { drainThenShutdown, Ending, type StopOptions } from "./shutdown.ts";
 import { RestartPlan } from "./supervisor.ts";
 import { type DebugOption, type DebugState, debugStateFor, emit, parseDebugOptions } from "./trace.ts";
-import type { Transport, TransportEvents, TransportListener, TransportSocket } from "./transport.ts";
+import type {
+  Transport,
+  TransportEvents,
+  TransportListener,
+  TransportSocket,
+} from "./transport/transport.ts";
 
 /** One listening socket and its mode. */
 export class Acceptor {

@@ -1,0 +1,198 @@
+/**
+ * Transports (SockErl's `sockerl_transporter`): how bytes move. The library drives every transport
+ * through the same small interface, so TCP, TLS, Unix sockets and user-written transports are
+ * interchangeable, and a live connection can swap one for another (STARTTLS).
+ *
+ * ## Writing a transport
+ * A transport creates sockets and reports their events to the {@link TransportEvents} table it is given.
+ * The library sets `socket.data` to its connection and dispatches every event through it, so a transport
+ * must (1) call `events.open(socket)` once a socket is usable, with `socket.data` set to the `data` it was
+ * given, (2) call `events.data(socket, bytes)` for every received chunk (a chunk it will not mutate later),
+ * `events.drain(socket)` when a short write can be retried, `events.end(socket)` when the peer half-closes,
+ * `events.close(socket, error?)` exactly once when the socket is gone, and (3) offer a socket whose
+ * `write` returns the number of bytes taken (never buffering silently: the library keeps the queue),
+ * and whose `pause`/`resume` stop and restart reading. The simplest custom transport wraps {@link tcp}
+ * and transforms the bytes in both directions; see the README.
+ *
+ * @module
+ */
+import { ArgumentError, OptionError } from "../errors.ts";
+
+/** The socket surface the library uses (a subset of Bun's `Socket`). */
+export interface TransportSocket {
+  /** The library's per-socket slot; a transport must carry it from `data` in the request. */
+  data: unknown;
+  /** Writes bytes; returns how many the kernel took (0 when full, -1 when closed). Must never buffer. */
+  write(data: Uint8Array | string, byteOffset?: number, byteLength?: number): number;
+  /** FIN, then close. */
+  end(): unknown;
+  /** Half-close: FIN, keep reading. */
+  shutdown(halfClose?: boolean): void;
+  /** Close at once (RST). */
+  terminate(): unknown;
+  /** Stop reading (real flow control). */
+  pause(): void;
+  /** Restart reading. */
+  resume(): void;
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+  readonly localPort?: number | undefined;
+  readonly readyState?: number;
+  readonly alpnProtocol?: string | false | null;
+  readonly authorized?: boolean;
+  setNoDelay?(noDelay?: boolean): boolean;
+  setKeepAlive?(enable?: boolean, initialDelayMs?: number): boolean;
+  getPeerCertificate?(): unknown;
+}
+
+/** The events a transport reports; the library passes its own table (shared by all sockets). */
+export interface TransportEvents {
+  open(socket: TransportSocket): void;
+  data(socket: TransportSocket, chunk: Uint8Array): void;
+  drain(socket: TransportSocket): void;
+  end(socket: TransportSocket): void;
+  close(socket: TransportSocket, error?: Error): void;
+  error(socket: TransportSocket, error: Error): void;
+  /** TLS only: the handshake finished (or failed). */
+  handshake(socket: TransportSocket, success: boolean, authorizationError: Error | null): void;
+}
+
+/** A bound listener. */
+export interface TransportListener {
+  /** The bound port (0 for Unix sockets). */
+  readonly port: number;
+  readonly hostname: string;
+  /** Stops listening; `closeActive` also closes accepted sockets. */
+  stop(closeActive?: boolean): void;
+}
+
+/** Arguments of {@link Transport.listen}. */
+export interface ListenRequest {
+  readonly hostname: string;
+  readonly port: number;
+  /** Bind with SO_REUSEPORT (several acceptors on one port). */
+  readonly reusePort: boolean;
+  readonly events: TransportEvents;
+  /** The initial `socket.data` of accepted sockets (the library replaces it in `open`). */
+  readonly data: unknown;
+}
+
+/** Arguments of {@link Transport.connect}. */
+export interface ConnectRequest {
+  readonly hostname: string;
+  readonly port: number;
+  readonly events: TransportEvents;
+  /** `socket.data` of the new socket, set before `open`. */
+  readonly data: unknown;
+}
+
+/** Arguments of {@link Transport.upgrade}. */
+export interface UpgradeRequest {
+  /** Whether this side accepted the connection (TLS server role). */
+  readonly isServer: boolean;
+  readonly events: TransportEvents;
+  readonly data: unknown;
+  /** Bytes already received behind the upgrade command (a pipelined ClientHello). */
+  readonly initialData: Uint8Array | undefined;
+}
+
+/**
+ * A transport. `tcp()`, `tls()` and `unix()` are built in; anything implementing this works.
+ */
+export interface Transport {
+  /** Name shown in `meta.transport` and traces, e.g. `"tcp"`. */
+  readonly name: string;
+  /** Whether bytes are encrypted (`meta.secure`). When true, the library waits for `handshake` before `init` and holds writes until then. */
+  readonly secure: boolean;
+  /** Binds and listens; throws (with an errno `code`) on failure. */
+  listen(request: ListenRequest): TransportListener;
+  /** Connects; rejects (with an errno `code`) on failure. May resolve before `open`. */
+  connect(request: ConnectRequest): Promise<TransportSocket>;
+  /** Takes over a live socket of another transport (STARTTLS). Returns the new socket; the old one must stop reporting events. */
+  upgrade?(socket: TransportSocket, request: UpgradeRequest): TransportSocket;
+  /** After `handshake`: an Error when the handshake must count as failed, else undefined. When present, its verdict is final (Bun's `success` flag is only an input). */
+  handshakeError?(
+    socket: TransportSocket,
+    success: boolean,
+    authorizationError: Error | null,
+    isServer: boolean,
+  ): Error | undefined;
+}
+
+/** Options of {@link tcp}. */
+export interface TcpOptions {
+  /** Restrict a `"::"` listener to IPv6. */
+  readonly ipv6Only?: boolean;
+}
+
+type BunHandlers = Bun.SocketHandler<unknown>;
+
+/** Bun's handler table for our events (Bun calls them with its own Socket type). */
+export function bunHandlers(events: TransportEvents): BunHandlers {
+  return events as unknown as BunHandlers;
+}
+
+class TcpTransport implements Transport {
+  readonly name = "tcp";
+  readonly secure = false;
+  readonly #ipv6Only: boolean;
+
+  constructor(options: TcpOptions) {
+    this.#ipv6Only = options.ipv6Only === true;
+  }
+
+  listen(request: ListenRequest): TransportListener {
+    const listener = Bun.listen<unknown>({
+      hostname: request.hostname,
+      port: request.port,
+      socket: bunHandlers(request.events),
+      data: request.data,
+      allowHalfOpen: true,
+      // Not in Bun's listen types, but honoured (BUN-SOCKETS.md §1).
+      ...({ reusePort: request.reusePort, ipv6Only: this.#ipv6Only } as object),
+    });
+    return listener;
+  }
+
+  connect(request: ConnectRequest): Promise<TransportSocket> {
+    return Bun.connect<unknown>({
+      hostname: request.hostname,
+      port: request.port,
+      socket: bunHandlers(request.events),
+      data: request.data,
+      allowHalfOpen: true,
+    }) as Promise<TransportSocket>;
+  }
+}
+
+/**
+ * Plain TCP (the default transport).
+ *
+ * @example
+ * await startServer(handler, undefined, 0, { transport: tcp() });
+ */
+export function tcp(options: TcpOptions = {}): Transport {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new ArgumentError("options", "an object", options);
+  }
+  for (const key of Object.keys(options)) {
+    if (key !== "ipv6Only")
+      throw new OptionError(key, "a known option", (options as Record<string, unknown>)[key]);
+  }
+  if (options.ipv6Only !== undefined && typeof options.ipv6Only !== "boolean") {
+    throw new OptionError("ipv6Only", "a boolean", options.ipv6Only);
+  }
+  return new TcpTransport(options);
+}
+
+/** Whether `value` looks like a {@link Transport}. */
+export function isTransport(value: unknown): value is Transport {
+  if (value === null || typeof value !== "object") return false;
+  const t = value as Partial<Transport>;
+  return (
+    typeof t.name === "string" &&
+    typeof t.secure === "boolean" &&
+    typeof t.listen === "function" &&
+    typeof t.connect === "function"
+  );
+}

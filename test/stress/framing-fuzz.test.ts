@@ -1,0 +1,201 @@
+import { describe, expect, test } from "bun:test";
+import { FrameTooLargeError } from "../../src/errors.ts";
+import { encodeFrame, FrameDecoder, headerSize, type PacketFraming } from "../../src/framing.ts";
+import { concatBytes, hex } from "../helpers/client.ts";
+
+/** Seeded xorshift32: reproducible streams, no dependency. */
+function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s;
+  };
+}
+
+/** Random integer in [0, n). */
+type Rand = (n: number) => number;
+const randOf =
+  (next: () => number): Rand =>
+  (n) =>
+    next() % n;
+
+/** Random frame size, biased towards small ones and chunk-boundary-ish sizes. */
+function frameSize(rand: Rand, limit: number): number {
+  const r = rand(10);
+  const size = r < 2 ? 0 : r < 6 ? rand(16) : r < 9 ? rand(300) : rand(5000);
+  return Math.min(size, limit);
+}
+
+function randomFrame(rand: Rand, framing: PacketFraming): Uint8Array {
+  if (framing === "line") {
+    const out = new Uint8Array(frameSize(rand, 4000) + 1);
+    for (let i = 0; i < out.length - 1; i++) {
+      const b = rand(256);
+      out[i] = b === 0x0a ? 0x0d : b;
+    }
+    out[out.length - 1] = 0x0a;
+    return out;
+  }
+  const out = new Uint8Array(frameSize(rand, framing === 1 ? 255 : 65535));
+  for (let i = 0; i < out.length; i++) out[i] = rand(256);
+  return out;
+}
+
+/** Cuts `stream` into random-size chunks (sometimes empty, sometimes one byte, sometimes large). */
+function randomChunks(rand: Rand, stream: Uint8Array): Uint8Array[] {
+  const chunks: Uint8Array[] = [];
+  let o = 0;
+  while (o < stream.length) {
+    const r = rand(10);
+    const n = r === 0 ? 0 : r < 4 ? 1 + rand(4) : r < 8 ? 1 + rand(64) : 1 + rand(8000);
+    chunks.push(stream.subarray(o, Math.min(stream.length, o + n)));
+    o += n;
+  }
+  return chunks;
+}
+
+const MODES: PacketFraming[] = [1, 2, 4, "line"];
+
+describe("fuzz: valid streams decode exactly", () => {
+  for (const framing of MODES) {
+    test(`${framing}`, () => {
+      const rand = randOf(xorshift(0xc0ffee + headerSize(framing) + (framing === "line" ? 99 : 0)));
+      for (let iter = 0; iter < 400; iter++) {
+        const frames = Array.from({ length: 1 + rand(30) }, () => randomFrame(rand, framing));
+        const stream = concatBytes(frames.map((f) => encodeFrame(framing, f)));
+        const chunks = randomChunks(rand, stream);
+        const d = new FrameDecoder(framing, rand(2) === 0 ? Number.POSITIVE_INFINITY : 70000);
+        const got: Uint8Array[] = [];
+        // Lazy pulls: sometimes no pull or a single one after a push, so chunks pile up and the
+        // decoder's chunk list is compacted while a frame (or a line scan) is in progress.
+        const lazy = rand(3) === 0;
+        for (const chunk of chunks) {
+          d.push(chunk);
+          const pulls = lazy ? rand(3) : Number.POSITIVE_INFINITY;
+          for (let p = 0; p < pulls; p++) {
+            const f = d.next();
+            if (f === undefined) break;
+            got.push(f);
+          }
+        }
+        for (let f = d.next(); f !== undefined; f = d.next()) got.push(f);
+        expect(got.length).toBe(frames.length);
+        expect(hex(concatBytes(got))).toBe(hex(concatBytes(frames)));
+        for (let i = 0; i < frames.length; i++) expect(got[i]!.length).toBe(frames[i]!.length);
+        expect(d.buffered).toBe(0);
+      }
+    });
+  }
+
+  test("raw: take(n) / take(0) / next() reassemble the stream", () => {
+    const rand = randOf(xorshift(0xbeef));
+    for (let iter = 0; iter < 400; iter++) {
+      const stream = randomFrame(rand, 4);
+      const chunks = randomChunks(rand, stream);
+      const d = new FrameDecoder("raw", Number.POSITIVE_INFINITY);
+      const got: Uint8Array[] = [];
+      for (const chunk of chunks) {
+        d.push(chunk);
+        for (;;) {
+          const r = rand(3);
+          const f = r === 0 ? d.next() : r === 1 ? d.take(0) : d.take(1 + rand(100));
+          if (f === undefined) break;
+          got.push(f);
+        }
+      }
+      const rest = d.drain();
+      got.push(rest);
+      expect(hex(concatBytes(got))).toBe(hex(stream));
+      expect(d.buffered).toBe(0);
+    }
+  });
+});
+
+/** Adversarial streams: random bytes, huge headers, no newlines. */
+function adversarialStream(rand: Rand, framing: PacketFraming): Uint8Array {
+  const kind = rand(4);
+  const n = 1 + rand(3000);
+  const out = new Uint8Array(n);
+  if (kind === 0) {
+    for (let i = 0; i < n; i++) out[i] = rand(256);
+  } else if (kind === 1) {
+    out.fill(0xff); // maximal length headers
+  } else if (kind === 2) {
+    out.fill(0x61); // no newline at all
+  } else {
+    // valid small frames with a bad one somewhere
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    while (size < n) {
+      const e = encodeFrame(framing, randomFrame(rand, framing === "line" ? "line" : 1));
+      parts.push(e);
+      size += e.length;
+      if (rand(8) === 0) parts.push(Uint8Array.of(0x7f, 0xff, 0xff, 0xff, 0x61, 0x62));
+    }
+    return concatBytes(parts);
+  }
+  if (framing === "line" && kind === 0 && rand(2) === 0) {
+    for (let i = 0; i < n; i++) if (out[i] === 0x0a) out[i] = 0;
+  }
+  return out;
+}
+
+describe("fuzz: adversarial streams", () => {
+  for (const framing of MODES) {
+    test(`${framing}: only FrameTooLargeError escapes and the buffer stays bounded`, () => {
+      const rand = randOf(xorshift(0xbad + headerSize(framing) * 7 + (framing === "line" ? 1 : 0)));
+      const hs = headerSize(framing);
+      let thrown = 0;
+      for (let iter = 0; iter < 500; iter++) {
+        const max = rand(300);
+        const stream = adversarialStream(rand, framing);
+        const d = new FrameDecoder(framing, max);
+        let largestChunk = 0;
+        try {
+          for (const chunk of randomChunks(rand, stream)) {
+            largestChunk = Math.max(largestChunk, chunk.length);
+            d.push(chunk);
+            expect(d.buffered).toBeLessThanOrEqual(max + largestChunk + hs);
+            for (let f = d.next(); f !== undefined; f = d.next()) {
+              expect(f.length).toBeLessThanOrEqual(max);
+            }
+          }
+        } catch (e) {
+          if (!(e instanceof FrameTooLargeError)) throw e;
+          expect(e.code).toBe("ERR_FRAME_TOO_LARGE");
+          expect(e.size).toBeGreaterThan(max);
+          expect(e.maxPacketSize).toBe(max);
+          thrown++;
+        }
+      }
+      expect(thrown).toBeGreaterThan(50);
+    });
+  }
+
+  test("raw: take(n) beyond maxPacketSize throws, others are bounded", () => {
+    const rand = randOf(xorshift(0x5eed));
+    for (let iter = 0; iter < 300; iter++) {
+      const max = 1 + rand(200);
+      const d = new FrameDecoder("raw", max);
+      const stream = adversarialStream(rand, "raw");
+      try {
+        for (const chunk of randomChunks(rand, stream)) {
+          d.push(chunk);
+          for (;;) {
+            const n = rand(max + 20);
+            const f = d.take(n);
+            if (f === undefined) break;
+            if (n > 0) expect(f.length).toBe(n);
+          }
+        }
+      } catch (e) {
+        if (!(e instanceof FrameTooLargeError)) throw e;
+        expect(e.size).toBeGreaterThan(max);
+      }
+    }
+  });
+});
