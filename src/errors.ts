@@ -16,6 +16,11 @@ export type SockerlErrorCode =
   | "ERR_NOPROC"
   | "ERR_RESTART_LIMIT"
   | "ERR_FRAME_TOO_LARGE"
+  | "ERR_FRAMING"
+  | "ERR_SEND_OVERFLOW"
+  | "ERR_POOL_FULL"
+  | "ERR_POOL_TIMEOUT"
+  | "ERR_PROXY_HEADER"
   | "ERR_SOCKET_SEND"
   | "ERR_SEND_TIMEOUT"
   | "ERR_TLS_HANDSHAKE"
@@ -289,6 +294,93 @@ export class FrameTooLargeError extends SockerlError {
     this.size = size;
     this.maxPacketSize = maxPacketSize;
   }
+}
+
+/** A codec's `frameLength` threw (or returned a bad length): the peer sent bytes the protocol rejects. */
+export class FramingError extends SockerlError {
+  constructor(info: string, cause?: unknown) {
+    super(`Framing failed: ${info}`, { code: "ERR_FRAMING", reason: "framing", cause });
+  }
+}
+
+/** A send would take the outbound queue past `maxQueuedBytes`: the peer does not read what it is sent. */
+export class SendOverflowError extends SockerlError {
+  /** Bytes queued before the send that overflowed. */
+  readonly queuedBytes: number;
+  /** The limit (`maxQueuedBytes`). */
+  readonly maxQueuedBytes: number;
+  constructor(queuedBytes: number, maxQueuedBytes: number) {
+    super(`Outbound queue of ${queuedBytes} bytes would exceed maxQueuedBytes ${maxQueuedBytes}`, {
+      code: "ERR_SEND_OVERFLOW",
+      reason: "send_overflow",
+    });
+    this.queuedBytes = queuedBytes;
+    this.maxQueuedBytes = maxQueuedBytes;
+  }
+}
+
+/** A pool request found no live connector and `maxWaiting` requests already waiting. */
+export class PoolFullError extends SockerlError {
+  readonly maxWaiting: number;
+  constructor(maxWaiting: number) {
+    super(`No live connector and ${maxWaiting} requests already waiting (maxWaiting)`, {
+      code: "ERR_POOL_FULL",
+      reason: "pool_full",
+    });
+    this.maxWaiting = maxWaiting;
+  }
+}
+
+/** A pool request waited `waitTimeout` ms for a live connector. */
+export class PoolTimeoutError extends SockerlError {
+  readonly waitTimeout: number;
+  constructor(waitTimeout: number) {
+    super(`No live connector within ${waitTimeout} ms (waitTimeout)`, {
+      code: "ERR_POOL_TIMEOUT",
+      reason: "pool_timeout",
+    });
+    this.waitTimeout = waitTimeout;
+  }
+}
+
+/** A connection did not start with a valid PROXY protocol header (missing, malformed, late or untrusted). */
+export class ProxyHeaderError extends SockerlError {
+  /** The address the connection came from (the proxy's). */
+  readonly remoteAddress: string | undefined;
+  constructor(info: string, remoteAddress?: string, cause?: unknown) {
+    super(
+      `Bad PROXY protocol header${remoteAddress === undefined ? "" : ` from ${remoteAddress}`}: ${info}`,
+      {
+        code: "ERR_PROXY_HEADER",
+        reason: "proxy_header",
+        cause,
+      },
+    );
+    this.remoteAddress = remoteAddress;
+  }
+}
+
+/**
+ * Whether an exit reason is the remote peer's doing, not the handler's: a close or reset
+ * (`"normal"` after `handleDisconnect`, `"closed_by_remote"`), a frame too large, bytes a codec rejects,
+ * a failed or timed-out TLS handshake (at accept or during STARTTLS), a peer that does not read
+ * (`SendTimeoutError`, `SendOverflowError`), a bad PROXY header, a passive receive timeout
+ * (`"srtimeout"`). Plan functions use it: `(r) => (isPeerFault(r) ? "delete" : "stop")`.
+ */
+export function isPeerFault(reason: unknown): boolean {
+  return (
+    reason === "normal" ||
+    reason === "closed_by_remote" ||
+    reason === "srtimeout" ||
+    reason instanceof FrameTooLargeError ||
+    reason instanceof FramingError ||
+    reason instanceof TlsHandshakeError ||
+    reason instanceof HandshakeTimeoutError ||
+    reason instanceof SendTimeoutError ||
+    reason instanceof SendOverflowError ||
+    reason instanceof ProxyHeaderError ||
+    (reason instanceof SocketSendError && reason.reason !== "noproc")
+  );
 }
 
 /** Short text for an exit reason in messages and reports. */

@@ -271,3 +271,11 @@ export function formatTerm(value: unknown): string {
     .replace(/\s*\n\s*/g, " ");
   return text.length > 200 ? `${text.slice(0, 197)}...` : text;
 }
+
+/**
+ * Whether trace points are compiled in. Always true at run time; a build that defines
+ * `process.env.SOCKERL_NO_TRACE` as `"1"` (`bun build --define`) folds every `TRACING && …` test to
+ * false and drops the tracing code, which is how `bench/hot-path.bench.ts` measures what tracing that
+ * is off costs.
+ */
+export const TRACING: boolean = process.env.SOCKERL_NO_TRACE !== "1";
