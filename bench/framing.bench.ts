@@ -5,7 +5,7 @@
  * Run: `bun bench/framing.bench.ts [--filter <regex>]` (the regex matches benchmark names).
  */
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { encodeFrame, FrameDecoder, type PacketFraming } from "../src/framing.ts";
+import { encodeFrame, FrameDecoder, type PacketFraming } from "../src/framing/framing.ts";
 
 const SIZES = [64, 4096, 65536];
 

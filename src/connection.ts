@@ -41,7 +41,7 @@ import {
   SocketSendError,
   TlsHandshakeError,
 } from "./errors.ts";
-import { encodeFrame, FrameDecoder, type PacketFraming } from "./framing.ts";
+import { encodeFrame, FrameDecoder, type PacketFraming } from "./framing/framing.ts";
 import type {
   Action,
   ActionObject,

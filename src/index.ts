@@ -42,7 +42,7 @@ export {
   SocketSendError,
   TlsHandshakeError,
 } from "./errors.ts";
-export type { PacketFraming } from "./framing.ts";
+export type { PacketFraming } from "./framing/framing.ts";
 export type {
   Action,
   ActionObject,

@@ -6,7 +6,7 @@
  */
 import type { ConnectionSettings } from "./connection.ts";
 import { ArgumentError, OptionError } from "./errors.ts";
-import { isPacketFraming, type PacketFraming } from "./framing.ts";
+import { isPacketFraming, type PacketFraming } from "./framing/framing.ts";
 import type { ReceiveMode } from "./handler.ts";
 import type { Plan } from "./supervisor.ts";
 import { type DebugOption, parseDebugOptions } from "./trace.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { FrameTooLargeError } from "../../src/errors.ts";
-import { encodeFrame, FrameDecoder, headerSize, type PacketFraming } from "../../src/framing.ts";
+import { encodeFrame, FrameDecoder, headerSize, type PacketFraming } from "../../src/framing/framing.ts";
 import { concatBytes, hex } from "../helpers/client.ts";
 
 /** Seeded xorshift32: reproducible streams, no dependency. */

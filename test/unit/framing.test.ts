@@ -6,7 +6,7 @@ import {
   headerSize,
   isPacketFraming,
   type PacketFraming,
-} from "../../src/framing.ts";
+} from "../../src/framing/framing.ts";
 import { concatBytes, hex } from "../helpers/client.ts";
 import { thrown } from "../helpers/errors.ts";
 

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { ArgumentError, FrameTooLargeError } from "./errors.ts";
+import { ArgumentError, FrameTooLargeError } from "../errors.ts";
 
 /**
  * How a byte stream is cut into packets (Erlang `{packet, N}`):
