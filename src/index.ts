@@ -4,6 +4,9 @@
  *
  * @module
  */
+// First: outside Bun the import fails here, with an error naming Bun, before anything else loads.
+import "./runtime-check.ts";
+
 export {
   addConnector,
   type ConnectionRef,
