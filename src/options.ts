@@ -21,7 +21,7 @@ export interface CommonOptions {
   transport?: Transport;
   /** Receive mode of new connections. @default "active" */
   mode?: ReceiveMode;
-  /** Framing (Erlang `{packet, N}`): `"raw"`, 1/2/4-byte big-endian length prefix, or `"line"`. @default "raw" */
+  /** Framing: `"raw"`, 1/2/4-byte big-endian length prefix, `"line"`, `{ delimiter }` or a codec `{ frameLength, encode? }` (docs/framing.md). @default "raw" */
   packet?: PacketFraming;
   /** `"utf8"` delivers packets as strings; `"binary"` as bytes. @default "binary" */
   encoding?: "binary" | "utf8";
@@ -194,7 +194,13 @@ export function connectionSettings(record: Record<string, unknown>): ConnectionS
   const mode = record.mode ?? "active";
   if (mode !== "active" && mode !== "passive") throw new OptionError("mode", '"active" or "passive"', mode);
   const packet = record.packet ?? "raw";
-  if (!isPacketFraming(packet)) throw new OptionError("packet", '"raw", 1, 2, 4 or "line"', packet);
+  if (!isPacketFraming(packet)) {
+    throw new OptionError(
+      "packet",
+      '"raw", 1, 2, 4, "line", { delimiter } (a non-empty string or Uint8Array) or a codec { frameLength(buffered), encode? } (functions)',
+      packet,
+    );
+  }
   const encoding = record.encoding ?? "binary";
   if (encoding !== "binary" && encoding !== "utf8")
     throw new OptionError("encoding", '"binary" or "utf8"', encoding);

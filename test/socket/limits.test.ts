@@ -37,7 +37,7 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 
 /** One frame of `payload` in `framing` (a line gets its "\n"). */
-function frameOf(framing: PacketFraming, payload: Uint8Array): Buffer {
+function frameOf(framing: Exclude<PacketFraming, object>, payload: Uint8Array): Buffer {
   if (framing === "raw") return Buffer.from(payload);
   if (framing === "line") return Buffer.concat([payload, Buffer.from("\n")]);
   return frame(framing, payload);

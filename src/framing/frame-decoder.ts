@@ -1,0 +1,497 @@
+/**
+ * Inbound framing: chunks in, frames out, for every {@link PacketFraming}. Pure bytes, no socket code.
+ *
+ * This sits on the per-packet hot path, so:
+ * - a frame that lies inside one chunk is returned as a `subarray` view of it (no copy);
+ * - chunks are kept in a list, never concatenated as they arrive; a frame spanning chunks is
+ *   assembled once, into a buffer of its exact size (prefixes, lines, delimiters) or, for codecs,
+ *   into one contiguous buffer that grows by doubling while the codec asks for more;
+ * - nothing already scanned is scanned again: line and delimiter searches resume where they stopped
+ *   (a multi-byte delimiter is found by its last byte, so one split across chunks needs no special
+ *   window), and a codec that answers `-N` is not called again before `N` bytes are buffered.
+ *
+ * @module
+ */
+
+import { ArgumentError, describeValue, FrameTooLargeError, FramingError } from "../errors.ts";
+import { type Codec, delimiterBytes, isCodec } from "./codec.ts";
+import { headerSize, isPacketFraming, type PacketFraming } from "./packet-framing.ts";
+
+/** What the decoder does per frame. */
+const K_RAW = 0;
+const K_PREFIX = 1;
+const K_DELIMITER = 2;
+const K_CODEC = 3;
+
+/** The line-mode terminator, `"\n"`. */
+const LINE_DELIMITER = Uint8Array.of(0x0a);
+
+/**
+ * Pull-based inbound decoder: {@link FrameDecoder.push | push} each received chunk, then call
+ * {@link FrameDecoder.next | next} until it returns `undefined`.
+ *
+ * Returned frames stay valid after later pushes: the decoder never writes into a chunk or into a
+ * frame it has handed out (a codec's assembly buffer only ever grows past the bytes handed out).
+ *
+ * `maxPacketSize` is checked before a frame is buffered whenever its size is known (a length prefix,
+ * a codec's `-N`), so a peer cannot make the decoder hold more than `maxPacketSize` + header bytes +
+ * one chunk. After a {@link FrameTooLargeError} or a {@link FramingError} the decoder is unusable (the
+ * connection stops).
+ *
+ * @example
+ * ```ts
+ * const decoder = new FrameDecoder({ delimiter: "\r\n" }, 1024);
+ * decoder.push(new TextEncoder().encode("EHLO a\r\nMAIL FR"));
+ * decoder.next(); // → "EHLO a\r\n" (a view of the chunk)
+ * decoder.next(); // → undefined: "MAIL FR" waits for its "\r\n"
+ * ```
+ */
+export class FrameDecoder {
+  /** The framing this decoder cuts by. */
+  readonly framing: PacketFraming;
+  /**
+   * Largest frame in bytes (`Infinity` = no limit): the payload for 1/2/4; the whole frame, terminator
+   * or header included, for lines, delimiters and codecs.
+   */
+  readonly maxPacketSize: number;
+
+  /** One of K_RAW, K_PREFIX, K_DELIMITER, K_CODEC. */
+  readonly #kind: number;
+  /** Header size: 1, 2 or 4 for prefixes, else 0. */
+  readonly #hs: number;
+  /** Line and delimiter modes: the terminator (line mode: `"\n"`). */
+  readonly #delim: Uint8Array;
+  /** Codec mode: the codec. */
+  readonly #codec: Codec | undefined;
+  /** Received chunks; `#chunks[#ci]` is the head, consumed slots before it are `undefined`. Never empty chunks. */
+  #chunks: (Uint8Array | undefined)[] = [];
+  /** Index of the head chunk. */
+  #ci = 0;
+  /** Offset of the first unconsumed byte in the head chunk (always < its length when one exists). */
+  #off = 0;
+  /** Bytes buffered and not yet returned. */
+  #total = 0;
+  /** Prefixed modes: payload length announced by the header at the head, or -1 when not parsed yet. */
+  #frameLen = -1;
+  /** Delimiter modes: chunk index where the search resumes. */
+  #sci = 0;
+  /** Delimiter modes: offset in that chunk where the search resumes. */
+  #sco = 0;
+  /** Delimiter modes: bytes already searched (from the head) without finding a delimiter. */
+  #scanned = 0;
+  /** Codec mode: bytes that must be buffered before `frameLength` is called again (0: call at once). */
+  #need = 0;
+  /** Codec mode: the last answer was 0 (how much more is unknown: hand the codec all that is buffered). */
+  #needAll = false;
+  /**
+   * Codec mode: the assembly buffer, defined exactly when the head chunk is its view `[0, #accLen)`.
+   * Bytes past `#accLen` were never handed out, so appending there in place is safe.
+   */
+  #acc: Buffer | undefined = undefined;
+  /** Codec mode: bytes written into `#acc`. */
+  #accLen = 0;
+
+  /**
+   * @param framing How to cut the stream, see {@link PacketFraming}.
+   * @param maxPacketSize Largest frame in bytes (see {@link FrameDecoder.maxPacketSize}; also `n` for
+   *   {@link FrameDecoder.take | take}); `Infinity` for no limit.
+   */
+  constructor(framing: PacketFraming, maxPacketSize: number) {
+    if (!isPacketFraming(framing)) {
+      throw new ArgumentError(
+        "framing",
+        'one of "raw", 1, 2, 4, "line", { delimiter } (non-empty) or a codec { frameLength, encode? }',
+        framing,
+      );
+    }
+    if (
+      typeof maxPacketSize !== "number" ||
+      !(maxPacketSize >= 0) ||
+      !(Number.isInteger(maxPacketSize) || maxPacketSize === Number.POSITIVE_INFINITY)
+    ) {
+      throw new ArgumentError("maxPacketSize", "a non-negative integer or Infinity", maxPacketSize);
+    }
+    this.framing = framing;
+    this.maxPacketSize = maxPacketSize;
+    this.#hs = headerSize(framing);
+    this.#delim = LINE_DELIMITER;
+    this.#codec = undefined;
+    if (this.#hs !== 0) this.#kind = K_PREFIX;
+    else if (framing === "raw") this.#kind = K_RAW;
+    else if (framing === "line") this.#kind = K_DELIMITER;
+    else if (isCodec(framing)) {
+      this.#kind = K_CODEC;
+      this.#codec = framing;
+    } else {
+      this.#kind = K_DELIMITER;
+      this.#delim = delimiterBytes(framing as { delimiter: string | Uint8Array });
+    }
+  }
+
+  /** Bytes buffered and not yet returned (headers included). */
+  get buffered(): number {
+    return this.#total;
+  }
+
+  /**
+   * Appends received bytes. The decoder keeps a reference to `chunk` (no copy) and may return views of
+   * it, so callers must not mutate it afterwards. Empty chunks are ignored.
+   */
+  push(chunk: Uint8Array): void {
+    const n = chunk.length;
+    if (n === 0) return;
+    const chunks = this.#chunks;
+    const ci = this.#ci;
+    // Drop consumed slots once they are at least half of the list: amortised O(1) per push.
+    if (ci >= 8 && ci * 2 >= chunks.length) {
+      const live = chunks.length - ci;
+      for (let i = 0; i < live; i++) chunks[i] = chunks[i + ci];
+      chunks.length = live;
+      this.#ci = 0;
+      this.#sci -= ci;
+    }
+    chunks.push(chunk);
+    this.#total += n;
+  }
+
+  /**
+   * Next complete frame, or `undefined` when no complete frame is buffered.
+   * - `1 | 2 | 4`: the payload, header stripped (zero-length frames give an empty array);
+   * - `"line"` / `{ delimiter }`: the frame including its terminator (and, for lines, any `"\r"`);
+   * - a codec: the `frameLength` bytes the codec announced, header included;
+   * - `"raw"`: everything buffered (the chunk itself when exactly one is buffered), `undefined` when empty.
+   *
+   * @throws FrameTooLargeError as soon as a frame is known to exceed `maxPacketSize`: a header or a
+   *   codec's `-N` announcing more (before it is buffered), a complete frame longer than it, or
+   *   `maxPacketSize` bytes buffered without a complete frame (`size` is then the smallest possible
+   *   frame length).
+   * @throws FramingError when a codec's `frameLength` throws (`cause` is what it threw) or answers
+   *   something that is not a length (see {@link Codec}).
+   */
+  next(): Uint8Array | undefined {
+    const kind = this.#kind;
+    if (kind === K_PREFIX) return this.#nextPrefixed(this.#hs);
+    if (kind === K_DELIMITER) return this.#nextDelimited();
+    if (kind === K_CODEC) return this.#nextCodec(this.#codec!);
+    const total = this.#total;
+    return total === 0 ? undefined : this.#read(total);
+  }
+
+  /**
+   * Passive raw read: exactly `n` bytes (`n >= 1`), or `undefined` while fewer are buffered; with
+   * `n === 0`, everything buffered (`undefined` when empty). Meant for `"raw"` mode.
+   *
+   * @param n Bytes to read, a non-negative integer.
+   * @throws FrameTooLargeError when `n > maxPacketSize`; ArgumentError when `n` is not a non-negative integer.
+   */
+  take(n: number): Uint8Array | undefined {
+    if (!Number.isInteger(n) || n < 0) throw new ArgumentError("n", "a non-negative integer", n);
+    if (n > this.maxPacketSize) throw new FrameTooLargeError(n, this.maxPacketSize);
+    const total = this.#total;
+    if (n === 0) {
+      if (total === 0) return undefined;
+      n = total;
+    } else if (total < n) return undefined;
+    const out = this.#read(n);
+    this.#resetCursor();
+    return out;
+  }
+
+  /**
+   * Everything still buffered (headers of unfinished frames included), removed from the decoder: used
+   * when a TLS upgrade hands the rest of the bytes to the TLS layer. An empty array when nothing is buffered.
+   */
+  drain(): Uint8Array {
+    const total = this.#total;
+    if (total === 0) return Buffer.alloc(0);
+    const out = this.#read(total);
+    this.#resetCursor();
+    return out;
+  }
+
+  /** Forgets the parsed header, the search position and the codec's wait after bytes were consumed out of band. */
+  #resetCursor(): void {
+    this.#frameLen = -1;
+    this.#sci = this.#ci;
+    this.#sco = this.#off;
+    this.#scanned = 0;
+    this.#need = 0;
+    this.#needAll = false;
+  }
+
+  #nextPrefixed(hs: number): Uint8Array | undefined {
+    const total = this.#total;
+    let len = this.#frameLen;
+    if (len < 0) {
+      if (total < hs) return undefined;
+      len = this.#peekHeader(hs);
+      if (len > this.maxPacketSize) throw new FrameTooLargeError(len, this.maxPacketSize);
+    }
+    const size = hs + len;
+    if (total < size) {
+      this.#frameLen = len;
+      return undefined;
+    }
+    this.#frameLen = -1;
+    const c = this.#chunks[this.#ci]!;
+    const start = this.#off + hs;
+    const end = start + len;
+    if (end <= c.length) {
+      // Fast path: header and payload inside the head chunk.
+      this.#total = total - size;
+      if (end === c.length) this.#advance();
+      else this.#off = end;
+      return c.subarray(start, end);
+    }
+    this.#skip(hs);
+    return this.#read(len);
+  }
+
+  /** Payload length from the header at the head (`hs` bytes are buffered). Does not consume it. */
+  #peekHeader(hs: number): number {
+    const chunks = this.#chunks;
+    let i = this.#ci;
+    let c = chunks[i]!;
+    let o = this.#off;
+    if (c.length - o >= hs) {
+      if (hs === 4) return c[o]! * 0x1000000 + ((c[o + 1]! << 16) | (c[o + 2]! << 8) | c[o + 3]!);
+      if (hs === 2) return (c[o]! << 8) | c[o + 1]!;
+      return c[o]!;
+    }
+    // The header spans chunks.
+    let v = 0;
+    for (let k = 0; k < hs; k++) {
+      if (o === c.length) {
+        c = chunks[++i]!;
+        o = 0;
+      }
+      v = v * 256 + c[o++]!;
+    }
+    return v;
+  }
+
+  /**
+   * Line and delimiter modes. The search looks for the delimiter's last byte (native `indexOf`) and
+   * checks the bytes before it, which are always buffered already: a delimiter split across chunks is
+   * found in the chunk where it ends, and resuming never has to look back.
+   */
+  #nextDelimited(): Uint8Array | undefined {
+    if (this.#total === 0) return undefined;
+    const chunks = this.#chunks;
+    const count = chunks.length;
+    const max = this.maxPacketSize;
+    const delim = this.#delim;
+    const dl = delim.length;
+    const last = delim[dl - 1]!;
+    let i = this.#sci;
+    let o = this.#sco;
+    let scanned = this.#scanned;
+    while (i < count) {
+      const c = chunks[i]!;
+      let p = c.indexOf(last, o);
+      while (p !== -1) {
+        const size = scanned + (p - o) + 1;
+        if (dl === 1 || (size >= dl && this.#endsWithDelimiter(i, p))) {
+          if (size > max) throw new FrameTooLargeError(size, max);
+          const out = this.#read(size);
+          this.#sci = this.#ci;
+          this.#sco = this.#off;
+          this.#scanned = 0;
+          return out;
+        }
+        p = c.indexOf(last, p + 1);
+      }
+      scanned += c.length - o;
+      i++;
+      o = 0;
+    }
+    // No delimiter yet: the frame will be at least scanned + 1 bytes long.
+    if (scanned >= max) throw new FrameTooLargeError(scanned + 1, max);
+    this.#sci = i;
+    this.#sco = 0;
+    this.#scanned = scanned;
+    return undefined;
+  }
+
+  /** Whether the delimiter ends at `chunks[i][p]` (its last byte is known to match; `dl` bytes are buffered up to there). */
+  #endsWithDelimiter(i: number, p: number): boolean {
+    const delim = this.#delim;
+    const chunks = this.#chunks;
+    let c = chunks[i]!;
+    let k = delim.length - 1;
+    let q = p;
+    while (k > 0) {
+      k--;
+      q--;
+      if (q < 0) {
+        c = chunks[--i]!;
+        q = c.length - 1;
+      }
+      if (c[q] !== delim[k]) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Codec mode. The codec sees the head chunk from the frame boundary; when it needs more than the
+   * head holds and more is buffered, the head is extended into the assembly buffer: up to the `N` of a
+   * `-N` answer (later frames in the next chunk stay zero-copy), or everything buffered after a `0`.
+   */
+  #nextCodec(codec: Codec): Uint8Array | undefined {
+    const max = this.maxPacketSize;
+    for (;;) {
+      const total = this.#total;
+      const need = this.#need;
+      if (total === 0 || total < need) return undefined;
+      let c = this.#chunks[this.#ci]!;
+      if (need > c.length - this.#off) {
+        this.#extend(this.#needAll ? total : need);
+        c = this.#chunks[this.#ci]!;
+      }
+      const off = this.#off;
+      const view = off === 0 ? c : c.subarray(off);
+      const have = view.length;
+      let r: number;
+      try {
+        r = codec.frameLength(view);
+      } catch (error) {
+        throw new FramingError(
+          `frameLength threw: ${error instanceof Error ? error.message : describeValue(error)}`,
+          error,
+        );
+      }
+      if (typeof r !== "number" || !Number.isInteger(r)) {
+        throw new FramingError(`frameLength returned ${describeValue(r)}, not an integer`);
+      }
+      if (r > 0) {
+        if (r > have) throw new FramingError(`frameLength returned ${r} with ${have} bytes buffered`);
+        if (r > max) throw new FrameTooLargeError(r, max);
+        this.#need = 0;
+        this.#needAll = false;
+        return this.#read(r);
+      }
+      if (r === 0) {
+        if (have >= max) throw new FrameTooLargeError(have + 1, max);
+        this.#need = have + 1;
+        this.#needAll = true;
+      } else {
+        const n = -r;
+        if (n <= have) throw new FramingError(`frameLength returned ${r} with ${have} bytes buffered`);
+        if (n > max) throw new FrameTooLargeError(n, max);
+        this.#need = n;
+        this.#needAll = false;
+      }
+    }
+  }
+
+  /**
+   * Makes the head chunk hold at least `want <= buffered` bytes from the head, copying from the chunks
+   * after it into the assembly buffer: appended in place while it has room, else moved once into a
+   * buffer of at least twice the head's size (amortised O(1) per byte however small the chunks).
+   */
+  #extend(want: number): void {
+    const chunks = this.#chunks;
+    const ci = this.#ci;
+    const head = chunks[ci]!;
+    let off = this.#off;
+    let acc = this.#acc;
+    let w: number;
+    if (acc !== undefined && acc.length >= off + want) {
+      w = this.#accLen; // room left: append in place
+    } else {
+      const headLen = head.length - off;
+      const grown = Buffer.allocUnsafe(Math.max(want, 2 * headLen));
+      grown.set(head.subarray(off), 0);
+      acc = grown;
+      w = headLen;
+      off = 0;
+    }
+    const end = off + want;
+    let i = ci + 1;
+    while (w < end) {
+      const c = chunks[i]!;
+      const room = end - w;
+      if (c.length <= room) {
+        acc.set(c, w);
+        w += c.length;
+        chunks[i++] = undefined;
+      } else {
+        acc.set(c.subarray(0, room), w);
+        w += room;
+        chunks[i] = c.subarray(room);
+      }
+    }
+    // The assembly buffer becomes the head, in the slot of the last chunk it absorbed whole.
+    for (let k = ci; k < i - 1; k++) chunks[k] = undefined;
+    chunks[i - 1] = acc.subarray(0, w);
+    this.#ci = i - 1;
+    this.#off = off;
+    this.#acc = acc;
+    this.#accLen = w;
+  }
+
+  /** Drops the (fully consumed) head chunk. */
+  #advance(): void {
+    const chunks = this.#chunks;
+    chunks[this.#ci] = undefined;
+    this.#off = 0;
+    this.#acc = undefined; // it was the head, if defined; frames handed out keep it alive
+    if (++this.#ci === chunks.length) {
+      chunks.length = 0;
+      this.#ci = 0;
+    }
+  }
+
+  /** Consumes `n <= buffered` bytes without returning them. */
+  #skip(n: number): void {
+    this.#total -= n;
+    const chunks = this.#chunks;
+    while (n > 0) {
+      const rest = chunks[this.#ci]!.length - this.#off;
+      if (n < rest) {
+        this.#off += n;
+        return;
+      }
+      n -= rest;
+      this.#advance();
+    }
+  }
+
+  /**
+   * Consumes and returns `n <= buffered` bytes: the head chunk itself or a view of it when they lie in
+   * it, else a new buffer of exactly `n` bytes assembled in one pass.
+   */
+  #read(n: number): Uint8Array {
+    if (n === 0) return Buffer.alloc(0);
+    this.#total -= n;
+    const chunks = this.#chunks;
+    let c = chunks[this.#ci]!;
+    const start = this.#off;
+    const end = start + n;
+    if (end <= c.length) {
+      if (end === c.length) {
+        this.#advance();
+        return start === 0 ? c : c.subarray(start);
+      }
+      this.#off = end;
+      return c.subarray(start, end);
+    }
+    const out = Buffer.allocUnsafe(n);
+    out.set(start === 0 ? c : c.subarray(start), 0);
+    let written = c.length - start;
+    this.#advance();
+    for (;;) {
+      c = chunks[this.#ci]!;
+      const rest = n - written;
+      if (rest < c.length) {
+        out.set(c.subarray(0, rest), written);
+        this.#off = rest;
+        return out;
+      }
+      out.set(c, written);
+      written += c.length;
+      this.#advance();
+      if (written === n) return out;
+    }
+  }
+}
