@@ -23,13 +23,21 @@ export class RedisServer {
   readonly port: number;
   #proc: Subprocess<"ignore", "pipe", "pipe"> | undefined;
 
-  private constructor(port: number) {
+  /** Words put before the command (`["taskset", "-c", "0"]` in the benchmark). */
+  readonly #prefix: readonly string[];
+
+  private constructor(port: number, prefix: readonly string[]) {
     this.port = port;
+    this.#prefix = prefix;
   }
 
   /** Starts a redis-server on a free port (or `port`) and resolves once it accepts connections. */
-  static async start(port = freePort(), timeoutMs = 5000): Promise<RedisServer> {
-    const server = new RedisServer(port);
+  static async start(
+    port = freePort(),
+    timeoutMs = 5000,
+    prefix: readonly string[] = [],
+  ): Promise<RedisServer> {
+    const server = new RedisServer(port, prefix);
     await server.start(timeoutMs);
     return server;
   }
@@ -44,6 +52,7 @@ export class RedisServer {
     if (this.#proc !== undefined) return;
     const proc = Bun.spawn(
       [
+        ...this.#prefix,
         REDIS_SERVER,
         "--bind",
         "127.0.0.1",
