@@ -1,0 +1,412 @@
+/**
+ * PROXY protocol transports: {@link proxyTransport} reads a PROXY header off every accepted socket
+ * before the library (and, on a TLS server, the TLS layer) sees a byte; {@link proxyConnectTransport}
+ * writes one first on every connection it makes.
+ *
+ * Life of an accepted socket:
+ *
+ * ```text
+ *   Bun.listen (plain TCP, this module's handler table)
+ *      │ open
+ *      ▼
+ *   untrusted source? ──yes──► RST, onReject(ProxyHeaderError)
+ *      │ no
+ *      ▼
+ *   header stage (socket.data: a Pending): bytes gathered, parseProxyHeader on each read
+ *      │   bad bytes / FIN / close / timeoutMs / a version not accepted ──► RST, onReject(…)
+ *      │ header complete: setProxyHeader(socket, header)
+ *      ├── plain inner: socket.data = request.data, events.open(socket), events.data(rest);
+ *      │                later events reach this table and are forwarded to the library's events
+ *      └── TLS inner:   inner.upgrade(socket, { isServer, initialData: rest }); the TLS socket
+ *                       reports to the library's events; the raw twin (ciphertext) is marked
+ *                       and ignored here
+ * ```
+ *
+ * The header is read before anything else because it is the first thing on the wire: on a TLS
+ * server the balancer passes the client's ClientHello through after the header, so TLS starts
+ * only once the header is off.
+ *
+ * @module
+ */
+import { ProxyHeaderError } from "../errors.ts";
+import {
+  bunHandlers,
+  type ConnectRequest,
+  type ListenRequest,
+  type Transport,
+  type TransportEvents,
+  type TransportListener,
+  type TransportSocket,
+} from "../transport/transport.ts";
+import { MAX_V2_LENGTH, type ProxyHeader, parseProxyHeader, setProxyHeader } from "./header.ts";
+import { type ProxyOptions, trustMatcher } from "./options.ts";
+
+/** `socket.data` of a raw twin after a TLS upgrade: its ciphertext and close are not ours. */
+const TWIN = Symbol("sockerl.proxyTwin");
+
+/** What the message of a parser error starts with (stripped when the address is added). */
+const MESSAGE_PREFIX = "Bad PROXY protocol header: ";
+
+/** Per-socket state during the header stage. */
+class Pending {
+  chunks: Uint8Array | undefined = undefined;
+  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  constructor(readonly listener: ProxyListener) {}
+}
+
+/** The socket surface needed here (Bun's socket). */
+interface BunSocket extends TransportSocket {
+  upgradeTLS?: unknown;
+}
+
+/** A listener whose sockets start with a PROXY header. */
+class ProxyListener implements TransportListener {
+  readonly #listener: Bun.TCPSocketListener<unknown>;
+  readonly request: ListenRequest;
+  /** Sockets still in the header stage (closed by `stop`). */
+  readonly pending = new Set<TransportSocket>();
+  readonly trusted: (address: string | undefined) => boolean;
+  /** The library's events with `open` recording the header first (for TLS sockets, whose object is new). */
+  readonly tlsEvents: TransportEvents;
+  /** The header of the socket being upgraded right now (upgradeTLS may fire `open` inside the call). */
+  upgrading: ProxyHeader | undefined = undefined;
+
+  constructor(
+    readonly inner: Transport,
+    readonly options: ProxyOptions,
+    readonly onReject: (error: ProxyHeaderError) => void,
+    request: ListenRequest,
+  ) {
+    this.request = request;
+    this.trusted = trustMatcher(options.trusted);
+    const events = request.events;
+    this.tlsEvents = {
+      ...events,
+      open: (socket) => {
+        if (this.upgrading !== undefined) setProxyHeader(socket, this.upgrading);
+        events.open(socket);
+      },
+    };
+    this.#listener = Bun.listen<unknown>({
+      hostname: request.hostname,
+      port: request.port,
+      socket: handlersFor(this) as unknown as Bun.SocketHandler<unknown>,
+      data: this,
+      allowHalfOpen: true,
+      // Not in Bun's listen types, but honoured: several processes can then bind the port.
+      ...({ reusePort: request.reusePort } as object),
+    });
+  }
+
+  get port(): number {
+    return this.#listener.port;
+  }
+
+  get hostname(): string {
+    return this.#listener.hostname;
+  }
+
+  /** Sockets accepted but still sending their header. */
+  get pendingSockets(): number {
+    return this.pending.size;
+  }
+
+  stop(closeActive?: boolean): void {
+    this.#listener.stop(closeActive === true);
+    // Sockets in the header stage belong to nobody yet: they go with the listener.
+    for (const socket of this.pending) {
+      const p = socket.data;
+      if (p instanceof Pending) clearTimeout(p.timer);
+      socket.data = TWIN;
+      socket.terminate();
+    }
+    this.pending.clear();
+  }
+
+  /** Drops a socket in the header stage (RST: a bad header must not be answered) and reports why. */
+  reject(socket: TransportSocket, info: string, cause?: unknown): void {
+    const p = socket.data;
+    if (p instanceof Pending) clearTimeout(p.timer);
+    this.pending.delete(socket);
+    socket.data = TWIN;
+    socket.terminate();
+    this.onReject(new ProxyHeaderError(info, socket.remoteAddress, cause));
+  }
+
+  /** Header complete: record it and hand the socket (and the bytes after the header) to the library. */
+  handOff(socket: BunSocket, p: Pending, header: ProxyHeader, rest: Uint8Array): void {
+    clearTimeout(p.timer);
+    this.pending.delete(socket);
+    const request = this.request;
+    setProxyHeader(socket, header);
+    if (!this.inner.secure) {
+      socket.data = request.data;
+      request.events.open(socket);
+      // The library may have closed it in open (maxConnections, a refusing listenInit, …).
+      if (rest.length > 0 && socket.readyState !== -1) request.events.data(socket, rest);
+      return;
+    }
+    // The raw twin keeps this table and this `data`: mark it so its ciphertext is ignored.
+    socket.data = TWIN;
+    this.upgrading = header;
+    try {
+      const upgraded = this.inner.upgrade!(socket, {
+        isServer: true,
+        events: this.tlsEvents,
+        data: request.data,
+        initialData: rest.length > 0 ? rest : undefined,
+      });
+      setProxyHeader(upgraded, header);
+    } catch (error) {
+      socket.terminate();
+      this.onReject(
+        new ProxyHeaderError("the TLS upgrade after the header failed", socket.remoteAddress, error),
+      );
+    } finally {
+      this.upgrading = undefined;
+    }
+  }
+}
+
+/** One handler table per listener (Bun wants a table per listen call), dispatching on `socket.data`. */
+function handlersFor(listener: ProxyListener): Record<string, unknown> {
+  const events = listener.request.events;
+  return {
+    open(socket: BunSocket) {
+      const p = new Pending(listener);
+      socket.data = p;
+      if (!listener.trusted(socket.remoteAddress)) {
+        listener.reject(socket, "the source address is not trusted to send one");
+        return;
+      }
+      listener.pending.add(socket);
+      p.timer = setTimeout(() => {
+        if (socket.data === p)
+          listener.reject(socket, `no complete header within ${listener.options.timeoutMs} ms`);
+      }, listener.options.timeoutMs);
+    },
+    data(socket: BunSocket, chunk: Uint8Array) {
+      const p = socket.data;
+      if (p instanceof Pending) return onHeaderBytes(listener, socket, p, chunk);
+      if (p !== TWIN) events.data(socket, chunk);
+    },
+    drain(socket: BunSocket) {
+      const p = socket.data;
+      if (!(p instanceof Pending) && p !== TWIN) events.drain(socket);
+    },
+    end(socket: BunSocket) {
+      const p = socket.data;
+      if (p instanceof Pending)
+        listener.reject(socket, "the connection ended before the header was complete");
+      else if (p !== TWIN) events.end(socket);
+    },
+    close(socket: BunSocket, error?: Error) {
+      const p = socket.data;
+      if (p instanceof Pending) {
+        listener.reject(socket, "the connection closed before the header was complete", error);
+      } else if (p !== TWIN) events.close(socket, error);
+    },
+    error(socket: BunSocket, error: Error) {
+      const p = socket.data;
+      if (!(p instanceof Pending) && p !== TWIN) events.error(socket, error);
+    },
+    handshake(socket: BunSocket, success: boolean, authorizationError: Error | null) {
+      const p = socket.data;
+      if (!(p instanceof Pending) && p !== TWIN) events.handshake(socket, success, authorizationError);
+    },
+  };
+}
+
+function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, chunk: Uint8Array): void {
+  // Most headers arrive in one read: only a split header pays for a copy.
+  const bytes = p.chunks === undefined ? chunk : Buffer.concat([p.chunks, chunk]);
+  let result: ReturnType<typeof parseProxyHeader>;
+  try {
+    result = parseProxyHeader(bytes);
+  } catch (error) {
+    const info = error instanceof Error ? error.message.replace(MESSAGE_PREFIX, "") : String(error);
+    listener.reject(socket, info, error);
+    return;
+  }
+  if (result === "incomplete") {
+    // The parser bounds each version (107 bytes for v1, 16 + 65535 for v2), so this holds at most that.
+    if (bytes.length > MAX_V2_LENGTH) listener.reject(socket, "header too long");
+    else p.chunks = bytes === chunk ? chunk.slice() : bytes;
+    return;
+  }
+  if (!listener.options.versions.includes(result.header.version)) {
+    listener.reject(socket, `version ${result.header.version} is not accepted here`);
+    return;
+  }
+  listener.handOff(socket, p, result.header, bytes.subarray(result.length));
+}
+
+class ProxyTransport implements Transport {
+  readonly name: string;
+  readonly secure: boolean;
+
+  constructor(
+    readonly inner: Transport,
+    readonly options: ProxyOptions,
+    readonly onReject: (error: ProxyHeaderError) => void,
+  ) {
+    this.name = inner.name;
+    this.secure = inner.secure;
+    if (inner.secure && typeof inner.upgrade !== "function") {
+      throw new TypeError(`proxyTransport: the secure transport "${inner.name}" cannot upgrade a socket`);
+    }
+    if (inner.handshakeError !== undefined) this.handshakeError = inner.handshakeError.bind(inner);
+    if (inner.upgrade !== undefined) this.upgrade = inner.upgrade.bind(inner);
+  }
+
+  upgrade?: Transport["upgrade"];
+  handshakeError?: Transport["handshakeError"];
+
+  listen(request: ListenRequest): TransportListener {
+    return new ProxyListener(this.inner, this.options, this.onReject, request);
+  }
+
+  /** Outbound connections are the inner transport's (a PROXY header is for the accepting side). */
+  connect(request: ConnectRequest): Promise<TransportSocket> {
+    return this.inner.connect(request);
+  }
+}
+
+/**
+ * A transport that accepts plain TCP, reads a PROXY protocol header (v1 or v2) from each socket,
+ * then hands the socket to the library over `inner` (plain TCP, or TLS: the handshake starts after
+ * the header). The header is recorded for {@link proxyHeaderOf}. A socket from an address outside
+ * `options.trusted`, with a bad, late (`timeoutMs`) or missing header, or a version not in
+ * `options.versions`, is reset and reported to `onReject` (never to the library).
+ *
+ * @example
+ * const server = await startServer(handler, undefined, 0, {
+ *   transport: proxyTransport(tcp(), proxyOptions(true)!, (e) => console.warn(e.message)),
+ * });
+ * // in a callback: proxyHeaderOf(socket)?.sourceAddress is the client's address
+ */
+export function proxyTransport(
+  inner: Transport,
+  options: ProxyOptions,
+  onReject: (error: ProxyHeaderError) => void,
+): Transport {
+  return new ProxyTransport(inner, options, onReject);
+}
+
+// ---------------------------------------------------------------- connector side
+
+class ProxyConnectTransport implements Transport {
+  readonly name: string;
+  readonly secure: boolean;
+  upgrade?: Transport["upgrade"];
+  handshakeError?: Transport["handshakeError"];
+
+  constructor(
+    readonly inner: Transport,
+    readonly header: Uint8Array,
+  ) {
+    this.name = inner.name;
+    this.secure = inner.secure;
+    if (inner.secure && typeof inner.upgrade !== "function") {
+      throw new TypeError(
+        `proxyConnectTransport: the secure transport "${inner.name}" cannot upgrade a socket`,
+      );
+    }
+    if (inner.handshakeError !== undefined) this.handshakeError = inner.handshakeError.bind(inner);
+    if (inner.upgrade !== undefined) this.upgrade = inner.upgrade.bind(inner);
+  }
+
+  listen(request: ListenRequest): TransportListener {
+    return this.inner.listen(request);
+  }
+
+  connect(request: ConnectRequest): Promise<TransportSocket> {
+    const header = this.header;
+    const events = request.events;
+    if (!this.inner.secure) {
+      // The header goes out inside `open`, before the library can write anything.
+      const table: TransportEvents = {
+        ...events,
+        open(socket) {
+          writeAll(socket, header);
+          events.open(socket);
+        },
+      };
+      return Bun.connect<unknown>({
+        hostname: request.hostname,
+        port: request.port,
+        socket: bunHandlers(table),
+        data: request.data,
+        allowHalfOpen: true,
+      }) as Promise<TransportSocket>;
+    }
+    const inner = this.inner;
+    const { promise, resolve, reject } = Promise.withResolvers<TransportSocket>();
+    const ignore = () => {};
+    Bun.connect<unknown>({
+      hostname: request.hostname,
+      port: request.port,
+      data: undefined,
+      allowHalfOpen: true,
+      socket: {
+        open(socket) {
+          writeAll(socket as unknown as TransportSocket, header);
+          // The raw twin keeps this table: after the upgrade it only sees ciphertext, ignored here.
+          socket.data = TWIN;
+          try {
+            resolve(
+              inner.upgrade!(socket as unknown as TransportSocket, {
+                isServer: false,
+                events,
+                data: request.data,
+                initialData: undefined,
+              }),
+            );
+          } catch (error) {
+            socket.terminate();
+            reject(error);
+          }
+        },
+        data: ignore,
+        drain: ignore,
+        end: ignore,
+        close: ignore,
+        error: ignore,
+        connectError(_socket, error) {
+          reject(error);
+        },
+      },
+    }).catch(reject);
+    return promise;
+  }
+}
+
+/** Writes the whole header: it is far below one segment, so a short write means a dead socket. */
+function writeAll(socket: TransportSocket, bytes: Uint8Array): void {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const n = socket.write(bytes, offset, bytes.length - offset);
+    if (n <= 0) return;
+    offset += n;
+  }
+}
+
+/**
+ * A transport that connects over plain TCP, sends `header` (see {@link encodeProxyHeader}) first,
+ * then carries on over `inner`: plain TCP as is, TLS by upgrading the socket on the client side
+ * (so the TLS handshake follows the header, as behind a balancer). Set `serverName` in the TLS
+ * options: an upgraded socket has no host name to verify against otherwise.
+ *
+ * @example
+ * const header = encodeProxyHeader({ version: 2, sourceAddress: "203.0.113.7", sourcePort: 40000,
+ *   destinationAddress: "127.0.0.1", destinationPort: port });
+ * await startConnector(handler, undefined, "127.0.0.1", port, {
+ *   transport: proxyConnectTransport(tcp(), header),
+ * });
+ */
+export function proxyConnectTransport(inner: Transport, header: Uint8Array): Transport {
+  if (!(header instanceof Uint8Array) || header.length === 0) {
+    throw new TypeError("proxyConnectTransport: header must be a non-empty Uint8Array (encodeProxyHeader)");
+  }
+  return new ProxyConnectTransport(inner, header.slice());
+}
