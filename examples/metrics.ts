@@ -1,0 +1,366 @@
+/**
+ * Metrics for a sockerl server: an echo server, plus an HTTP endpoint (`Bun.serve`, another port)
+ * that serves
+ *
+ * - `GET /metrics`: the server's `info()` counters in the Prometheus text exposition format, for a
+ *   Prometheus scrape (or `curl`);
+ * - `GET /`: a live page that plots active connections and messages per second over the last minutes
+ *   (plain HTML, inline JS, SVG; no external assets);
+ * - `GET /api/series`: what the page plots, a ring buffer of samples taken once per second.
+ *
+ * Run with `bun examples/metrics.ts [httpPort] [echoPort]` (defaults 9464 and 7000), then open
+ * http://127.0.0.1:9464/ and talk to the echo port, e.g. `nc 127.0.0.1 7000`.
+ *
+ * `info()` is always on and costs a few counter increments per event, so scraping it is free for the
+ * server: the collector only reads it. Messages per second come from the echo handler's own count
+ * (the library counts bytes, not messages: what a message is belongs to the protocol; here, a line).
+ *
+ * @module
+ */
+import { type Handler, type Server, startServer } from "../src/index.ts";
+
+/** The shape of `server.info()`: always-on counters of a server. */
+export interface InfoSnapshot {
+  port: number;
+  hostname: string;
+  transport: string;
+  /** Connections being served now. */
+  active: number;
+  /** Accepted connections held for a free slot under `maxConnections` (or by a sleeping acceptor). */
+  waiting: number;
+  /** The limit (`Infinity` when none). */
+  maxConnections: number;
+  /** Connections accepted since the start. */
+  accepted: number;
+  /** Ended connections, by kind. */
+  ended: { normal: number; peer: number; crash: number; shutdown: number };
+  /** Bytes read from sockets. */
+  bytesIn: number;
+  /** Bytes written to sockets. */
+  bytesOut: number;
+  /** When the server started (ms since the epoch). */
+  startedAt: number;
+}
+
+/** A server that has `info()` (every sockerl server with the observability API). */
+type WithInfo = { info(): InfoSnapshot };
+
+/**
+ * `server.info()`, or `undefined` on a build of the library that does not have it yet.
+ *
+ * @example
+ * const info = readInfo(server);
+ * if (info !== undefined) console.log(info.active);
+ */
+export function readInfo(server: object): InfoSnapshot | undefined {
+  const info = (server as Partial<WithInfo>).info;
+  return typeof info === "function" ? info.call(server) : undefined;
+}
+
+/** One metric family of the exposition. */
+interface Family {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  samples: Array<[labels: string, value: number]>;
+}
+
+/** A number as the exposition writes it (`+Inf` for no limit). */
+function sampleValue(value: number): string {
+  if (value === Number.POSITIVE_INFINITY) return "+Inf";
+  if (value === Number.NEGATIVE_INFINITY) return "-Inf";
+  if (Number.isNaN(value)) return "NaN";
+  return String(value);
+}
+
+/**
+ * Renders `info` (plus the example's message count, when given) in the Prometheus text exposition
+ * format, version 0.0.4: a `# HELP` and a `# TYPE` line per family, then its samples; counters end in
+ * `_total`.
+ *
+ * @example
+ * const body = metricsText(server.info(), { messages: 12 });
+ * // # HELP sockerl_connections_active Connections being served now.
+ * // # TYPE sockerl_connections_active gauge
+ * // sockerl_connections_active 3
+ */
+export function metricsText(info: InfoSnapshot, extra: { messages?: number } = {}): string {
+  const families: Family[] = [
+    {
+      name: "sockerl_connections_active",
+      type: "gauge",
+      help: "Connections being served now.",
+      samples: [["", info.active]],
+    },
+    {
+      name: "sockerl_connections_waiting",
+      type: "gauge",
+      help: "Accepted connections waiting for a free slot (maxConnections) or for a sleeping acceptor.",
+      samples: [["", info.waiting]],
+    },
+    {
+      name: "sockerl_max_connections",
+      type: "gauge",
+      help: "The server's maxConnections limit (+Inf when unlimited).",
+      samples: [["", info.maxConnections]],
+    },
+    {
+      name: "sockerl_connections_accepted_total",
+      type: "counter",
+      help: "Connections accepted since the server started.",
+      samples: [["", info.accepted]],
+    },
+    {
+      name: "sockerl_connections_ended_total",
+      type: "counter",
+      help: "Connections ended, by kind: normal, peer (peer fault: reset, timeout, bad input), crash (handler error), shutdown.",
+      samples: (["normal", "peer", "crash", "shutdown"] as const).map((kind) => [
+        `{kind="${kind}"}`,
+        info.ended[kind],
+      ]),
+    },
+    {
+      name: "sockerl_bytes_received_total",
+      type: "counter",
+      help: "Bytes read from the server's sockets.",
+      samples: [["", info.bytesIn]],
+    },
+    {
+      name: "sockerl_bytes_sent_total",
+      type: "counter",
+      help: "Bytes written to the server's sockets.",
+      samples: [["", info.bytesOut]],
+    },
+    {
+      name: "sockerl_start_time_seconds",
+      type: "gauge",
+      help: "When the server started, in seconds since the Unix epoch.",
+      samples: [["", info.startedAt / 1000]],
+    },
+  ];
+  if (extra.messages !== undefined) {
+    families.push({
+      name: "echo_messages_total",
+      type: "counter",
+      help: "Lines the example's echo handler answered.",
+      samples: [["", extra.messages]],
+    });
+  }
+  let out = "";
+  for (const f of families) {
+    out += `# HELP ${f.name} ${f.help}\n# TYPE ${f.name} ${f.type}\n`;
+    for (const [labels, value] of f.samples) out += `${f.name}${labels} ${sampleValue(value)}\n`;
+  }
+  return out;
+}
+
+/** One point of the live page's series. */
+export interface Sample {
+  /** When it was taken (ms since the epoch). */
+  t: number;
+  active: number;
+  waiting: number;
+  /** Messages per second over the last interval. */
+  msgsPerSec: number;
+  /** Bytes received per second over the last interval. */
+  bytesInPerSec: number;
+  /** Bytes sent per second over the last interval. */
+  bytesOutPerSec: number;
+}
+
+/**
+ * A fixed-size ring of samples: the page's history costs the same memory after a day as after a minute.
+ *
+ * @example
+ * const ring = new SampleRing(300); // 5 minutes at one sample per second
+ * ring.push(sample);
+ * ring.toArray(); // oldest first
+ */
+export class SampleRing {
+  #items: Sample[];
+  #next = 0;
+  #size = 0;
+
+  constructor(readonly capacity: number) {
+    if (!Number.isInteger(capacity) || capacity < 1) {
+      throw new RangeError(`Expected \`capacity\` to be a positive integer, got \`${capacity}\``);
+    }
+    this.#items = new Array<Sample>(capacity);
+  }
+
+  /** Adds `sample`, dropping the oldest when full. */
+  push(sample: Sample): void {
+    this.#items[this.#next] = sample;
+    this.#next = (this.#next + 1) % this.capacity;
+    if (this.#size < this.capacity) this.#size++;
+  }
+
+  /** Number of samples held. */
+  get size(): number {
+    return this.#size;
+  }
+
+  /** The samples, oldest first. */
+  toArray(): Sample[] {
+    const out: Sample[] = [];
+    const start = (this.#next - this.#size + this.capacity) % this.capacity;
+    for (let i = 0; i < this.#size; i++) out.push(this.#items[(start + i) % this.capacity]!);
+    return out;
+  }
+}
+
+/** Options of {@link startMetricsExample}. */
+export interface MetricsExampleOptions {
+  /** Address both servers bind. @default "127.0.0.1" */
+  hostname?: string;
+  /** Port of the HTTP endpoint (0 = pick one). @default 0 */
+  httpPort?: number;
+  /** Port of the echo server (0 = pick one). @default 0 */
+  echoPort?: number;
+  /** ms between two samples of the live page's series. @default 1000 */
+  sampleMs?: number;
+  /** Samples kept (the page's history). @default 300 (5 minutes at 1 s) */
+  history?: number;
+  /** The echo server's `maxConnections`. @default Infinity */
+  maxConnections?: number;
+}
+
+/** What {@link startMetricsExample} runs. */
+export interface MetricsExample {
+  /** The sockerl echo server. */
+  readonly server: Server<undefined, undefined>;
+  /** The HTTP endpoint (`/metrics`, `/`, `/api/series`). */
+  readonly http: Bun.Server<undefined>;
+  /** `http://host:port` of the HTTP endpoint. */
+  readonly url: string;
+  /** Messages the echo handler answered so far. */
+  readonly messages: number;
+  /** Takes a sample now (the timer does it every `sampleMs`). */
+  sample(): void;
+  /** Stops the sampler, the HTTP endpoint and the echo server. */
+  stop(): Promise<void>;
+}
+
+const PAGE = Bun.file(new URL("./metrics-page.html", import.meta.url));
+
+/**
+ * Starts the echo server and the HTTP endpoint that reports on it.
+ *
+ * @example
+ * const example = await startMetricsExample({ httpPort: 9464, echoPort: 7000 });
+ * console.log(`${example.url}/metrics`);
+ * // later
+ * await example.stop();
+ */
+export async function startMetricsExample(options: MetricsExampleOptions = {}): Promise<MetricsExample> {
+  const hostname = options.hostname ?? "127.0.0.1";
+  const sampleMs = options.sampleMs ?? 1000;
+  let messages = 0;
+
+  // Echo every line back (a message is a line); a peer close ends the connection normally.
+  const echo: Handler<undefined, undefined> = {
+    init: () => undefined,
+    handlePacket: (packet) => {
+      messages++;
+      return { send: packet };
+    },
+    handleDisconnect: () => undefined,
+  };
+  const server = await startServer(echo, undefined, options.echoPort ?? 0, {
+    hostname,
+    packet: "line",
+    ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
+  });
+  if (server === undefined) throw new Error("the echo server's listenInit ignored the start");
+
+  const ring = new SampleRing(options.history ?? 300);
+  let last: { t: number; messages: number; bytesIn: number; bytesOut: number } | undefined;
+  const sample = (): void => {
+    const info = readInfo(server);
+    const t = Date.now();
+    const now = { t, messages, bytesIn: info?.bytesIn ?? 0, bytesOut: info?.bytesOut ?? 0 };
+    // Rates over the real elapsed time, not the nominal interval: timers run late on a busy machine.
+    const seconds = last === undefined ? 0 : (t - last.t) / 1000;
+    const rate = (key: "messages" | "bytesIn" | "bytesOut"): number =>
+      last === undefined || seconds <= 0 ? 0 : (now[key] - last[key]) / seconds;
+    ring.push({
+      t,
+      active: info?.active ?? server.connections().length,
+      waiting: info?.waiting ?? 0,
+      msgsPerSec: rate("messages"),
+      bytesInPerSec: rate("bytesIn"),
+      bytesOutPerSec: rate("bytesOut"),
+    });
+    last = now;
+  };
+  sample();
+  const timer = setInterval(sample, sampleMs);
+
+  const http = Bun.serve({
+    hostname,
+    port: options.httpPort ?? 0,
+    fetch(request) {
+      const { pathname } = new URL(request.url);
+      if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+      if (pathname === "/metrics") {
+        const info = readInfo(server);
+        if (info === undefined) return new Response("server.info() is not available\n", { status: 501 });
+        return new Response(metricsText(info, { messages }), {
+          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+        });
+      }
+      if (pathname === "/api/series") {
+        const info = readInfo(server);
+        return Response.json({
+          intervalMs: sampleMs,
+          capacity: ring.capacity,
+          echoPort: server.port,
+          info: info === undefined ? null : { ...info, maxConnections: jsonNumber(info.maxConnections) },
+          messages,
+          samples: ring.toArray(),
+        });
+      }
+      if (pathname === "/") {
+        return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+      }
+      return new Response("not found\n", { status: 404 });
+    },
+  });
+
+  let stopped: Promise<void> | undefined;
+  return {
+    server,
+    http,
+    url: `http://${hostname.includes(":") ? `[${hostname}]` : hostname}:${http.port}`,
+    get messages() {
+      return messages;
+    },
+    sample,
+    stop() {
+      stopped ??= (async () => {
+        clearInterval(timer);
+        await http.stop(true);
+        await server.stop();
+      })();
+      return stopped;
+    },
+  };
+}
+
+/** JSON has no Infinity: an unlimited `maxConnections` goes out as `null`. */
+function jsonNumber(value: number): number | null {
+  return Number.isFinite(value) ? value : null;
+}
+
+if (import.meta.main) {
+  const httpPort = Number(process.argv[2] ?? 9464);
+  const echoPort = Number(process.argv[3] ?? 7000);
+  const example = await startMetricsExample({ httpPort, echoPort });
+  console.log(`echo server on 127.0.0.1:${example.server.port}`);
+  console.log(`metrics on ${example.url}/metrics, live page on ${example.url}/`);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.on(signal, () => {
+      void example.stop().then(() => process.exit(0));
+    });
+  }
+}
