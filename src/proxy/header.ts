@@ -110,6 +110,14 @@ const LF = 0x0a;
 const NO_TLVS: Array<[number, Uint8Array]> = [];
 const utf8 = new TextDecoder("utf-8", { fatal: false });
 
+/**
+ * A copy of `bytes[start, end)`. Not `bytes.slice()`: on a Buffer (what Bun's `data` hands over)
+ * that is a view, which would pin the whole chunk and share its memory.
+ */
+function copyOf(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  return Uint8Array.prototype.slice.call(bytes, start, end);
+}
+
 function bad(info: string): never {
   throw new ProxyHeaderError(info);
 }
@@ -283,7 +291,7 @@ function parseTlvs(
     const end = o + 3 + length;
     if (end > total) return bad(`v2: TLV 0x${type.toString(16)} runs past the header`);
     // A copy: the chunk also holds the connection's first bytes, which must not stay pinned here.
-    const value = bytes.slice(o + 3, end);
+    const value = copyOf(bytes, o + 3, end);
     tlvs.push([type, value]);
     switch (type) {
       case PP2_TYPE.ALPN:
@@ -313,7 +321,7 @@ function parseTlvs(
 
 function checkCrc(bytes: Uint8Array, total: number, at: number, value: Uint8Array): void {
   if (value.length !== 4) bad(`v2: CRC32C TLV of ${value.length} bytes (must be 4)`);
-  const copy = bytes.slice(0, total);
+  const copy = copyOf(bytes, 0, total);
   copy.fill(0, at, at + 4);
   const expected = ((value[0]! << 24) | (value[1]! << 16) | (value[2]! << 8) | value[3]!) >>> 0;
   if (crc32c(copy) !== expected) bad("v2: CRC32C mismatch");
@@ -342,7 +350,7 @@ function parseSsl(value: Uint8Array): ProxySsl {
     const type = value[o]!;
     const end = o + 3 + ((value[o + 1]! << 8) | value[o + 2]!);
     if (end > value.length) return bad(`v2: SSL sub-TLV 0x${type.toString(16)} runs past its TLV`);
-    const sub = value.slice(o + 3, end);
+    const sub = copyOf(value, o + 3, end);
     ssl.tlvs.push([type, sub]);
     const key = SSL_STRINGS[type];
     if (key !== undefined) (ssl as unknown as Record<string, unknown>)[key] = utf8.decode(sub);

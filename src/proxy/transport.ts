@@ -231,7 +231,8 @@ function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, c
   if (result === "incomplete") {
     // The parser bounds each version (107 bytes for v1, 16 + 65535 for v2), so this holds at most that.
     if (bytes.length > MAX_V2_LENGTH) listener.reject(socket, "header too long");
-    else p.chunks = bytes === chunk ? chunk.slice() : bytes;
+    // A copy, not `chunk.slice()`: that is a view on a Buffer.
+    else p.chunks = bytes === chunk ? Uint8Array.prototype.slice.call(chunk) : bytes;
     return;
   }
   if (!listener.options.versions.includes(result.header.version)) {
@@ -408,5 +409,5 @@ export function proxyConnectTransport(inner: Transport, header: Uint8Array): Tra
   if (!(header instanceof Uint8Array) || header.length === 0) {
     throw new TypeError("proxyConnectTransport: header must be a non-empty Uint8Array (encodeProxyHeader)");
   }
-  return new ProxyConnectTransport(inner, header.slice());
+  return new ProxyConnectTransport(inner, Uint8Array.prototype.slice.call(header));
 }

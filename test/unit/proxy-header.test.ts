@@ -249,6 +249,16 @@ describe("v2", () => {
     rejects(broken, /CRC32C mismatch/);
   });
 
+  test("CRC32C on a Buffer (Bun's chunks): checking leaves the input untouched", () => {
+    // Captured from HAProxy 2.6: a LOCAL health check with `proxy-v2-options crc32c`, then "PING\r\n".
+    const bytes = Buffer.from("0d0a0d0a000d0a515549540a20000007030004a9b87e8f50494e470d0a", "hex");
+    const before = Buffer.from(bytes);
+    const r = parsed(bytes);
+    expect(r.header.command).toBe("LOCAL");
+    expect(r.length).toBe(23);
+    expect(bytes).toEqual(before);
+  });
+
   test.each([
     [Uint8Array.from([0x0d, 0x0a, 0x0d, 0x0b]), /wrong signature/],
     [v2(0x11, 0x11, []), /version 1/],
