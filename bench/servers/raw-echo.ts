@@ -5,6 +5,9 @@
 // rest is kept (copied, per socket, in s.data) and flushed from drain();
 // while something is pending, new data is appended behind it, so the echo
 // stays in order and nothing is dropped.
+// (a module, so the servers' top-level names do not clash when type-checked together)
+export {};
+
 const port = Number(process.argv[2] ?? 9000);
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -1,0 +1,64 @@
+// The leanest Bun.listen echo server for lines: the baseline of the line cells
+// (sockerl-echo-line.ts is the library counterpart).
+// Usage: bun bench/servers/raw-echo-line.ts PORT   (prints "ready" once listening on 127.0.0.1)
+//
+// It splits on "\n" by hand (loadgen's lines end in "\r\n", so the lines are the same as the
+// library's): it finds every line end of a chunk with indexOf, then echoes all the complete lines
+// with one write (a line's echo is the line itself). A partial line at the end is copied and kept
+// until its end arrives; Bun may reuse a chunk's memory after the data callback returns.
+// Backpressure as in raw-echo.ts: what write() did not take is kept and flushed from drain().
+// (a module, so the servers' top-level names do not clash when type-checked together)
+export {};
+
+const port = Number(process.argv[2] ?? 9000);
+
+interface State {
+  out: Uint8Array | undefined;
+  partial: Uint8Array | undefined;
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const c = new Uint8Array(a.length + b.length);
+  c.set(a, 0);
+  c.set(b, a.length);
+  return c;
+}
+
+function send(s: Bun.Socket<State>, bytes: Uint8Array): void {
+  const st = s.data;
+  if (st.out !== undefined) {
+    st.out = concat(st.out, bytes);
+    return;
+  }
+  const w = Math.max(s.write(bytes), 0);
+  if (w < bytes.length) st.out = bytes.slice(w);
+}
+
+Bun.listen<State>({
+  hostname: "127.0.0.1",
+  port,
+  socket: {
+    open(s) {
+      s.data = { out: undefined, partial: undefined };
+    },
+    data(s, chunk) {
+      const st = s.data;
+      // only the new bytes can hold a line end: the kept partial line has none
+      const from = st.partial === undefined ? 0 : st.partial.length;
+      const buf = st.partial === undefined ? chunk : concat(st.partial, chunk);
+      let end = 0;
+      for (let i = buf.indexOf(10, from); i !== -1; i = buf.indexOf(10, i + 1)) end = i + 1;
+      st.partial = end === buf.length ? undefined : buf.slice(end);
+      if (end > 0) send(s, end === buf.length ? buf : buf.subarray(0, end));
+    },
+    drain(s) {
+      const st = s.data;
+      const out = st.out;
+      if (out === undefined) return;
+      st.out = undefined;
+      send(s, out);
+    },
+  },
+});
+
+console.log("ready");
