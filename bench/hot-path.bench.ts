@@ -1,44 +1,51 @@
 /**
- * The per-packet hot path, without sockets: one packet through `ConnectionProcess.EVENTS.data`
- * (Bun's data event → `handlePacket` → apply the action → one `write()` to an in-memory socket).
+ * The per-packet hot path, without sockets: one received chunk through a server connection on an
+ * in-memory transport (the transport's data event → `handlePacket` → apply the action → one
+ * `write()` to a memory socket), driven only through the public API (bench/memory-socket.ts).
  *
- * 1. **Tracing off vs. no tracing code at all.** This file builds a copy of `src/connection.ts` in
- *    which every trace test (`this.#dbg !== undefined`, `dbg !== undefined`) is replaced by `false`,
- *    i.e. tracing compiled out, and runs both side by side in the same process. Tracing that is off
- *    must be within noise of the copy.
+ * 1. **Tracing off vs. tracing compiled out.** `src/trace.ts` exports
+ *    `TRACING = process.env.SOCKERL_NO_TRACE !== "1"` and every trace point tests it first. This
+ *    file bundles the library twice with `Bun.build` into bench/.build/: once as is, once with
+ *    `process.env.SOCKERL_NO_TRACE` defined as `"1"`, so the bundler folds `TRACING` to false and
+ *    drops the tracing code. Both bundles go through the same bundler, so only the flag differs; the
+ *    source as shipped (`src/index.ts`, what `bun` runs) is measured next to them. Tracing that is
+ *    off must be within noise of the compiled-out build. (A trace point that does not test
+ *    `TRACING` yet is simply not removed: the two builds then measure the same code there.)
  * 2. **Action application** per action shape: `undefined`, `{ send }`, `{ state, send }`, an array of
- *    two actions, `{ send: [a, b] }` (two sends written as one buffer), and with an idle `timeout` set
- *    (the lazy timer: events only stamp a time).
+ *    two actions, `{ send: [a, b] }` (two sends written as one buffer), with an idle `timeout` set
+ *    (the lazy timer: events only stamp a time), and with `packet: 4` framing.
  *
  * Run: `bun bench/hot-path.bench.ts [--filter <regex>] [--json]`.
  */
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
-import { ConnectionProcess } from "../src/connection.ts";
-import type { Action, Handler } from "../src/handler.ts";
-import type { TransportSocket } from "../src/transport/transport.ts";
-import { attachedSocket } from "./memory-socket.ts";
+import type { Action, Handler } from "../src/index.ts";
+import * as shipped from "../src/index.ts";
+import { type Library, type MemoryConnection, memoryConnection } from "./memory-socket.ts";
 
-// --- the no-tracing build -------------------------------------------------------------------------
-const here = dirname(new URL(import.meta.url).pathname);
-const source = readFileSync(join(here, "../src/connection.ts"), "utf8");
-const stripped = source
-  .replaceAll("this.#dbg !== undefined", "false")
-  .replaceAll("dbg !== undefined", "false")
-  .replaceAll('from "./', 'from "../../src/');
-if (stripped === source) throw new Error("no trace tests found to strip: update this benchmark");
-const buildDir = join(here, ".build");
-mkdirSync(buildDir, { recursive: true });
-const strippedPath = join(buildDir, "connection-notrace.ts");
-writeFileSync(strippedPath, stripped);
-const { ConnectionProcess: NoTraceProcess } = (await import(strippedPath)) as {
-  ConnectionProcess: typeof ConnectionProcess;
-};
+// --- the two builds -------------------------------------------------------------------------------
+const root = join(import.meta.dir, "..");
 
+/** Bundle src/index.ts into bench/.build/<name>/ with `define`; returns the module. */
+async function build(name: string, define: Record<string, string>): Promise<Library> {
+  const outdir = join(import.meta.dir, ".build", name);
+  const result = await Bun.build({
+    entrypoints: [join(root, "src/index.ts")],
+    define,
+    target: "bun",
+    outdir,
+  });
+  if (!result.success) throw new AggregateError(result.logs, `Bun.build of ${name} failed`);
+  return (await import(join(outdir, "index.js"))) as Library;
+}
+
+const traced = await build("trace", {});
+const noTrace = await build("notrace", { "process.env.SOCKERL_NO_TRACE": '"1"' });
+
+// --- connections ----------------------------------------------------------------------------------
 const echo: Handler<number> = {
   init: () => ({ state: 0 }),
-  handlePacket: (packet, n) => ({ state: n + 1, send: packet }),
+  handlePacket: (packet, n) => ({ state: n + 1, send: packet as Uint8Array }),
 };
 
 function shaped(
@@ -50,45 +57,93 @@ function shaped(
 
 const chunk = Buffer.alloc(64, 0x61);
 const half = chunk.subarray(0, 32);
-const data = ConnectionProcess.EVENTS.data;
-const noTraceData = NoTraceProcess.EVENTS.data;
+const frame4 = Buffer.concat([Buffer.from([0, 0, 0, 60]), Buffer.alloc(60, 0x62)]);
 
-const withTrace = attachedSocket(echo);
-const withoutTrace = attachedSocket(echo, {}, NoTraceProcess);
+const open: MemoryConnection[] = [];
+async function conn(
+  lib: Library,
+  handler: Handler<number>,
+  options: Parameters<typeof memoryConnection>[2] = {},
+  probe: Uint8Array = chunk,
+  expectWrite = true,
+): Promise<MemoryConnection> {
+  const c = await memoryConnection(lib, handler, options, probe, expectWrite);
+  open.push(c);
+  return c;
+}
 
-const shapes: Array<[string, TransportSocket]> = [
-  ["undefined (no action)", attachedSocket(shaped(() => undefined))],
-  ["{ send }", attachedSocket(shaped((p) => ({ send: p })))],
-  ["{ state, send }", attachedSocket(echo)],
-  ["[{ state }, { send }]", attachedSocket(shaped((p, n) => [{ state: n + 1 }, { send: p }]))],
-  ["{ send: [a, b] } (one write)", attachedSocket(shaped(() => ({ send: [half, half] })))],
+const asShipped = await conn(shipped, echo);
+const withTrace = await conn(traced, echo);
+const withoutTrace = await conn(noTrace, echo);
+
+const shapes: Array<[string, MemoryConnection, Uint8Array]> = [
+  [
+    "undefined (no action)",
+    await conn(
+      shipped,
+      shaped(() => undefined),
+      {},
+      chunk,
+      false,
+    ),
+    chunk,
+  ],
+  [
+    "{ send }",
+    await conn(
+      shipped,
+      shaped((p) => ({ send: p })),
+    ),
+    chunk,
+  ],
+  ["{ state, send }", await conn(shipped, echo), chunk],
+  [
+    "[{ state }, { send }]",
+    await conn(
+      shipped,
+      shaped((p, n) => [{ state: n + 1 }, { send: p }]),
+    ),
+    chunk,
+  ],
+  [
+    "{ send: [a, b] } (one write)",
+    await conn(
+      shipped,
+      shaped(() => ({ send: [half, half] })),
+    ),
+    chunk,
+  ],
   [
     "{ state, send } with timeout set",
-    attachedSocket(shaped((p, n) => ({ state: n + 1, send: p }), { state: 0, timeout: 60_000 })),
+    await conn(
+      shipped,
+      shaped((p, n) => ({ state: n + 1, send: p }), { state: 0, timeout: 60_000 }),
+    ),
+    chunk,
   ],
-  ["{ state, send }, packet: 4 framing", attachedSocket(echo, { packet: 4 })],
+  ["{ state, send }, packet: 4 framing", await conn(shipped, echo, { packet: 4 }, frame4), frame4],
 ];
 
 // Warm every path so the first benchmark of a group does not pay for JIT tiering.
-const frame4 = Buffer.concat([Buffer.from([0, 0, 0, 60]), Buffer.alloc(60, 0x62)]);
 for (let i = 0; i < 50_000; i++) {
-  data(withTrace, chunk);
-  noTraceData(withoutTrace, chunk);
-  for (const [name, socket] of shapes) data(socket, name.includes("packet: 4") ? frame4 : chunk);
+  asShipped.feed(chunk);
+  withTrace.feed(chunk);
+  withoutTrace.feed(chunk);
+  for (const [, c, packet] of shapes) c.feed(packet);
 }
 
 group("tracing off vs. tracing compiled out (64 B echo)", () => {
   summary(() => {
-    bench("tracing code compiled out", () => do_not_optimize(noTraceData(withoutTrace, chunk)));
-    bench("tracing off (the library as shipped)", () => do_not_optimize(data(withTrace, chunk)));
+    bench("bundle, tracing compiled out (SOCKERL_NO_TRACE=1)", () =>
+      do_not_optimize(withoutTrace.feed(chunk)),
+    );
+    bench("bundle, tracing off", () => do_not_optimize(withTrace.feed(chunk)));
+    bench("src/index.ts as shipped, tracing off", () => do_not_optimize(asShipped.feed(chunk)));
   });
 });
 
 group("action application per shape (64 B packet)", () => {
-  for (const [name, socket] of shapes) {
-    const packet = name.includes("packet: 4") ? frame4 : chunk;
-    bench(name, () => do_not_optimize(data(socket, packet)));
-  }
+  for (const [name, c, packet] of shapes) bench(name, () => do_not_optimize(c.feed(packet)));
 });
 
 const at = process.argv.indexOf("--filter");
@@ -97,3 +152,5 @@ await run({
   ...(pattern === undefined ? {} : { filter: new RegExp(pattern) }),
   ...(process.argv.includes("--json") ? { format: "json" as const } : {}),
 });
+await Promise.all(open.map((c) => c.stop()));
+process.exit(0); // the idle-timeout shape's timer would keep the process up
