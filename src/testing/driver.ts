@@ -42,6 +42,7 @@ export class HandlerDriver {
   readonly #collected: Uint8Array[] | undefined;
   #bytesOut = 0;
   #writes = 0;
+  #connection: Connection | undefined = undefined;
 
   private constructor(socket: MemorySocket, server: Server<unknown, unknown>, collect: boolean) {
     this.#socket = socket;
@@ -57,8 +58,11 @@ export class HandlerDriver {
 
   /** @internal Connects a driver to `server` (already started on `network`). */
   static open<S, I>(network: MemoryNetwork, server: Server<S, I>, collect: boolean): HandlerDriver {
+    const before = new Set(server.connections().map(([id]) => id));
     const far = network.dial(server.port, FAR_END);
-    return new HandlerDriver(far.other, server as Server<unknown, unknown>, collect);
+    const driver = new HandlerDriver(far.other, server as Server<unknown, unknown>, collect);
+    driver.#connection = server.connections().find(([id]) => !before.has(id))?.[1];
+    return driver;
   }
 
   /**
@@ -82,10 +86,7 @@ export class HandlerDriver {
 
   /** The connection being driven (for `call`, `cast`, `notify`). */
   get connection(): Connection | undefined {
-    const data: unknown = this.#socket.data;
-    if (data === null || typeof data !== "object") return undefined;
-    const c = data as Partial<Connection>;
-    return typeof c.id === "number" && typeof c.call === "function" ? (data as Connection) : undefined;
+    return this.#connection;
   }
 
   /** What the handler sent since the last `take()` (with `collect: true`; empty otherwise). */

@@ -48,6 +48,8 @@ export interface TestKitOptions {
   readonly window?: number;
   /** Default real-time limit of a peer's reads. @default 2000 */
   readonly readTimeoutMs?: number;
+  /** Real-time limit of each stop at clean-up (a stop that takes longer is reported as a leak). @default 1000 */
+  readonly stopTimeoutMs?: number;
 }
 
 /** Something with a port to connect to: a `Server`, a {@link ScriptedListener}, or a port number. */
@@ -68,6 +70,30 @@ export type PeerScript = (peer: Peer) => void | Promise<void>;
 export interface ListenOptions extends PeerOptions {
   /** The memory port (0 picks one). @default 0 */
   readonly port?: number;
+}
+
+/** A server-like target: its `connections()` lists the live connections. */
+interface Listed {
+  connections(): Array<[id: number, connection: Connection]>;
+}
+
+function isListed(target: Target): target is Target & Listed {
+  return typeof target === "object" && typeof (target as Partial<Listed>).connections === "function";
+}
+
+/** Ids of the target's connections now (undefined when it has no list). */
+export function connectionIds(target: Target): Set<number> | undefined {
+  return isListed(target) ? new Set(target.connections().map(([id]) => id)) : undefined;
+}
+
+/**
+ * The connection that appeared in the target's list since `before`: a server accepts inside the
+ * transport's `open`, which the memory network calls synchronously inside the dial.
+ */
+export function newConnection(target: Target, before: Set<number> | undefined): Connection | undefined {
+  if (before === undefined || !isListed(target)) return undefined;
+  for (const [id, conn] of target.connections()) if (!before.has(id)) return conn;
+  return undefined;
 }
 
 /** A stoppable thing the kit stops at clean-up. */
@@ -154,6 +180,8 @@ export class TestKit implements AsyncDisposable {
   readonly #started: Array<{ what: string; resource: Stoppable; ended: boolean }> = [];
   readonly #peers: Peer[] = [];
   readonly #scriptErrors: string[] = [];
+  readonly #stuck: string[] = [];
+  readonly #stopTimeoutMs: number;
   #closed = false;
 
   /** @internal Use {@link testKit}. */
@@ -163,6 +191,7 @@ export class TestKit implements AsyncDisposable {
     this.clock = new ManualClock();
     this.#uninstall = options.clock === false ? undefined : installClock(this.clock);
     this.#readTimeoutMs = options.readTimeoutMs ?? 2000;
+    this.#stopTimeoutMs = options.stopTimeoutMs ?? 1000;
   }
 
   /**
@@ -238,11 +267,14 @@ export class TestKit implements AsyncDisposable {
   async connect(target: Target, options: ConnectOptions = {}): Promise<Peer> {
     const port = typeof target === "number" ? target : target.port;
     const dial: MemoryConnectOptions = {
+      ...(options.window === undefined ? {} : { window: options.window }),
       ...(options.remoteAddress === undefined ? {} : { remoteAddress: options.remoteAddress }),
       ...(options.remotePort === undefined ? {} : { remotePort: options.remotePort }),
     };
+    const before = connectionIds(target);
     const socket = this.#network.dial(port, Peer.EVENTS, dial);
     const peer = new Peer(socket, { readTimeoutMs: this.#readTimeoutMs, ...options });
+    peer.connection = newConnection(target, before);
     this.#peers.push(peer);
     return peer;
   }
@@ -360,8 +392,17 @@ export class TestKit implements AsyncDisposable {
       for (const e of [...this.#started].reverse()) {
         if (e.ended) continue;
         try {
-          await e.resource.stop();
-          if (e.resource.exited === undefined) e.ended = true;
+          // Bounded in real time: a callback that never settles would otherwise hang the clean-up.
+          const stopped = await Promise.race([
+            e.resource.stop().then(() => true),
+            Bun.sleep(this.#stopTimeoutMs).then(() => false),
+          ]);
+          if (!stopped) {
+            e.ended = true; // reported once, as stuck
+            this.#stuck.push(
+              `${e.what} did not stop within ${this.#stopTimeoutMs} ms (a callback still pending?)`,
+            );
+          } else if (e.resource.exited === undefined) e.ended = true;
         } catch {
           // Already gone (NoProcError) or stopping: what is left shows in the leak check.
         }
@@ -369,7 +410,7 @@ export class TestKit implements AsyncDisposable {
       for (const peer of this.#peers) if (!peer.isClosed) peer.reset();
       // Let resets, closes and the exits they cause run through.
       for (let i = 0; i < 3; i++) await settle();
-      const leaks = this.leaks();
+      const leaks = [...this.#stuck, ...this.leaks()];
       this.#network.shutdown();
       this.clock.clear();
       if (leaks.length > 0) throw new TestLeakError(leaks);

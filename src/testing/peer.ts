@@ -179,6 +179,7 @@ export class Peer {
   #remoteEnded = false;
   #isClosed = false;
   #waiters: Waiter[] = [];
+  #connection: Connection | undefined = undefined;
 
   /** @internal Use `kit.connect()` or `kit.listen()`. */
   constructor(socket: MemorySocket, options: PeerOptions = {}) {
@@ -203,16 +204,17 @@ export class Peer {
   }
 
   /**
-   * The library's connection on the other end, when it is a sockerl connection (servers and
-   * connectors; `undefined` for a peer of a `kit.listen()` script talking to a raw socket).
+   * The server's connection for this peer (from `kit.connect(server)`): `undefined` when the peer
+   * is not connected to a kit-started server, or while the server holds the connection unserved
+   * (sleeping acceptor, `maxConnections`).
    */
   get connection(): Connection | undefined {
-    const data: unknown = this.#socket.other.data;
-    if (data === null || typeof data !== "object") return undefined;
-    const c = data as Partial<Connection>;
-    return typeof c.id === "number" && typeof c.call === "function" && typeof c.cast === "function"
-      ? (data as Connection)
-      : undefined;
+    return this.#connection;
+  }
+
+  /** @internal Set by the kit, which sees the connection appear in `server.connections()`. */
+  set connection(connection: Connection | undefined) {
+    this.#connection = connection;
   }
 
   /** Whether the handler's side has sent FIN (or the connection is gone). */
@@ -223,6 +225,21 @@ export class Peer {
   /** Whether the connection is gone. */
   get isClosed(): boolean {
     return this.#isClosed;
+  }
+
+  /**
+   * Whether the handler's side is reading its socket. False while it has paused it: a pending async
+   * callback, a passive connection not asking for data, or its send queue above `highWaterMark`
+   * (what a TCP client would see as its own writes stalling).
+   */
+  get remoteReading(): boolean {
+    const other = this.#socket.other;
+    return !other.paused && !other.closed;
+  }
+
+  /** Bytes the peer wrote that the handler's side has not read yet (sitting in its receive window). */
+  get remoteUnread(): number {
+    return this.#socket.other.unread;
   }
 
   /** Bytes received and not read yet. */
