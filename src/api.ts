@@ -4,12 +4,12 @@
  *
  * @module
  */
-import { ConnectionProcess } from "./connection.ts";
+import { ConnectionView } from "./connection/view.ts";
 import type { Connection, ExitReason, Outgoing } from "./handler.ts";
 import type { AcceptorMode } from "./options.ts";
 import { Pool } from "./pool.ts";
 import { resolveTarget } from "./registry.ts";
-import { Server } from "./server.ts";
+import { Server } from "./server/server.ts";
 
 /** A connection handle or the registry name of a named connector. */
 export type ConnectionRef = Connection | string;
@@ -18,8 +18,8 @@ export type ServerRef = Server | string;
 /** A pool handle or its registry name. */
 export type PoolRef = Pool | string;
 
-function connection(target: ConnectionRef): ConnectionProcess {
-  return resolveTarget(target, ConnectionProcess, "connection");
+function connection(target: ConnectionRef): Connection {
+  return resolveTarget(target, ConnectionView, "connection");
 }
 
 function server(target: ServerRef): Server {

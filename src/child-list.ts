@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { ConnectionProcess } from "./connection.ts";
+import type { ConnectionProcess } from "./connection/process.ts";
 
 /**
  * The live children of a server: an array with O(1) removal (the last child moves into the hole),

@@ -1,16 +1,26 @@
 /**
  * Connectors: outgoing connections (`Bun.connect`) run by the same connection process as server
- * connections. Bun has no connect timeout and cannot cancel a pending connect (BUN-SOCKETS.md §0.9),
+ * connections. Bun has no connect timeout and cannot cancel a pending connect (docs/bun-sockets.md),
  * so `connectTimeout` is the library's own timer; a socket that opens after it fired is reset at once.
  *
  * @module
  */
-import { type ConnectionOwner, ConnectionProcess, type ConnectionSettings } from "./connection.ts";
+import { attachSocket, EVENTS } from "./connection/events.ts";
+import { detach, isAlive, onStarted } from "./connection/lifecycle.ts";
+import {
+  type ConnectionOwner,
+  ConnectionProcess,
+  type ConnectionSettings,
+  Counters,
+  F_IGNORED,
+} from "./connection/process.ts";
+import { viewOf } from "./connection/view.ts";
 import {
   ArgumentError,
   describeReason,
   errnoCode,
   errnoInfo,
+  OptionError,
   SockerlError,
   SocketConnectError,
 } from "./errors.ts";
@@ -26,8 +36,10 @@ import {
   stringOption,
   transportOption,
 } from "./options.ts";
+import { encodeProxyHeader, type ProxyHeaderInit } from "./proxy/header.ts";
+import { proxyConnectTransport } from "./proxy/transport.ts";
 import { register, unregister } from "./registry.ts";
-import type { Transport } from "./transport/transport.ts";
+import type { Transport, TransportSocket } from "./transport/transport.ts";
 
 /** Default `connectTimeout`: 3000 ms. */
 export const DEFAULT_CONNECT_TIMEOUT = 3000;
@@ -41,6 +53,8 @@ export interface ConnectSpec {
   readonly host: string;
   readonly port: number;
   readonly connectTimeout: number;
+  /** Totals of the connector (or of the pool it belongs to). */
+  readonly counters: Counters;
 }
 
 /** Builds the {@link SocketConnectError} for a failed connect. */
@@ -89,6 +103,7 @@ export function connectOnce(
       isServer: false,
       host: spec.host,
       port: spec.port,
+      counters: spec.counters,
     },
     spec.transport,
     owner,
@@ -102,19 +117,19 @@ export function connectOnce(
       if (timer !== undefined) clearTimeout(timer);
       reject(error);
     };
-    conn.onStarted((ok, reason) => {
+    onStarted(conn, (ok, reason) => {
       if (timer !== undefined) clearTimeout(timer);
       if (settled) return;
       settled = true;
       if (ok) resolve(conn);
-      else if (conn.ignored) resolve(undefined);
+      else if ((conn.flags & F_IGNORED) !== 0) resolve(undefined);
       else reject(initFailure(reason));
     });
     if (spec.connectTimeout !== Number.POSITIVE_INFINITY) {
       timer = setTimeout(() => {
         timer = undefined;
-        if (conn.attached) return; // connected: init (or the handshake, with its own timeout) is running
-        conn.detach(); // a socket that opens later is reset by the connection's open handler
+        if (conn.socket !== undefined) return; // connected: init (or the handshake, with its own timeout) is running
+        detach(conn); // a socket that opens later is reset by the connection's open handler
         fail(
           new SocketConnectError({
             code: "ETIMEDOUT",
@@ -132,21 +147,22 @@ export function connectOnce(
       pending = spec.transport.connect({
         hostname: spec.host,
         port: spec.port,
-        events: ConnectionProcess.EVENTS,
+        events: EVENTS,
         data: conn,
       });
     } catch (error) {
-      conn.detach();
+      detach(conn);
       fail(connectError(spec, error));
       return;
     }
     pending.then(
       (socket) => {
         // Bun usually fires `open` before this; attach here in case a transport does not.
-        if (!settled && !conn.attached && conn.alive) conn.attachSocket(socket as never);
+        if (!settled && conn.socket === undefined && isAlive(conn))
+          attachSocket(conn, socket as TransportSocket);
       },
       (error) => {
-        conn.detach();
+        detach(conn);
         fail(connectError(spec, error));
       },
     );
@@ -168,18 +184,36 @@ export function connectSpec(
     handler: handler as Handler<unknown, unknown>,
     init,
     settings: connectionSettings(record),
-    transport: transportOption(record.transport),
+    transport: connectTransport(record),
     host,
     port: portArgument(port),
     connectTimeout: milliseconds("connectTimeout", record.connectTimeout, DEFAULT_CONNECT_TIMEOUT),
+    counters: new Counters(),
   };
+}
+
+/** The `transport` option, behind a PROXY protocol header when `proxyHeader` is given. */
+function connectTransport(record: Record<string, unknown>): Transport {
+  const transport = transportOption(record.transport);
+  const header = record.proxyHeader;
+  if (header === undefined) return transport;
+  if (header === null || typeof header !== "object" || Array.isArray(header)) {
+    throw new OptionError("proxyHeader", "an object { version, sourceAddress, sourcePort, ... }", header);
+  }
+  let bytes: Uint8Array;
+  try {
+    bytes = encodeProxyHeader(header as ProxyHeaderInit);
+  } catch (error) {
+    throw new OptionError("proxyHeader", `a valid PROXY header (${(error as Error).message})`, header);
+  }
+  return proxyConnectTransport(transport, bytes);
 }
 
 /** Owner of a lone, named connector: frees the name when it ends. */
 class NamedConnector implements ConnectionOwner {
   constructor(readonly name: string) {}
   childLeaving(child: ConnectionProcess): void {
-    unregister(this.name, child);
+    unregister(this.name, viewOf(child));
   }
   childExited(): void {}
 }
@@ -204,7 +238,7 @@ export async function startConnector<S = undefined, I = unknown>(
   const spec = connectSpec(handler, init, host, port, record);
   const name = record.name === undefined ? undefined : stringOption("name", record.name, "");
   const owner = name === undefined ? undefined : new NamedConnector(name);
-  if (name === undefined) return connectOnce(spec, owner);
+  if (name === undefined) return handleOf(await connectOnce(spec, owner));
   // Hold the name while connecting: a clash fails before connecting, and two starts with one name
   // cannot both connect and then find the name taken with a live connector nobody can reach.
   const placeholder = {};
@@ -215,6 +249,11 @@ export async function startConnector<S = undefined, I = unknown>(
   } finally {
     unregister(name, placeholder);
   }
-  if (conn?.alive) register(name, conn);
-  return conn;
+  const handle = handleOf(conn);
+  if (conn !== undefined && isAlive(conn)) register(name, handle!);
+  return handle;
+}
+
+function handleOf(conn: ConnectionProcess | undefined): Connection | undefined {
+  return conn === undefined ? undefined : viewOf(conn);
 }

@@ -4,10 +4,28 @@
  *
  * @module
  */
-import type { ExitReason } from "./supervisor.ts";
 import type { Transport } from "./transport/transport.ts";
 
-export type { ExitReason };
+/** Why a connection, server or pool ended: `"normal"`, `"shutdown"`, an `Error`, or any value a handler stopped with. */
+export type ExitReason = unknown;
+
+/**
+ * The callbacks of a connection, numbered as the connection process records the last one run
+ * (`meta.lastCallback`); index 0 is "none yet".
+ */
+export const CALLBACK_NAMES = [
+  undefined,
+  "init",
+  "handlePacket",
+  "handleCall",
+  "handleCast",
+  "handleEvent",
+  "handleDisconnect",
+  "timeout",
+  "srtimeout",
+  "codeChange",
+  "handleDrain",
+] as const;
 
 /** What arrives in `handlePacket`: bytes (a Bun `Buffer`) by default, a string with `encoding: "utf8"`. */
 export type Packet = Uint8Array | string;
@@ -62,6 +80,8 @@ export interface ActionObject<S> {
 export interface From {
   /** Answers the call. Later replies are ignored; returns whether this one was delivered. */
   reply(value: unknown): boolean;
+  /** Makes the call reject with `error` (a protocol error in a reply, say); returns whether it was delivered. */
+  reject(error: unknown): boolean;
 }
 
 /** The handle of one connection process (server connection or connector). */
@@ -69,7 +89,7 @@ export interface Connection {
   /** Unique process id, as printed in traces (`<7>`). */
   readonly id: number;
   /** Sends a request to `handleCall` and resolves with its reply. Rejects with `CallTimeoutError` after `timeoutMs` (default 5000), `NoProcError` if the connection is gone. */
-  call(request: unknown, timeoutMs?: number): Promise<unknown>;
+  call<R = unknown>(request: unknown, timeoutMs?: number): Promise<R>;
   /** Sends a message to `handleCast` (fire and forget). */
   cast(message: unknown): void;
   /** Sends an event to `handleEvent` (fire and forget). */
@@ -82,6 +102,8 @@ export interface Connection {
   stop(reason?: ExitReason): Promise<void>;
   /** Resolves with the exit reason when the connection has ended. */
   readonly exited: Promise<ExitReason>;
+  /** Bytes sent and not yet taken by the kernel (corked or queued). */
+  readonly queuedBytes: number;
 }
 
 /**
@@ -115,6 +137,10 @@ export interface Meta<S = unknown> {
   readonly alpnProtocol: string | undefined;
   /** The peer's certificate (TLS), or undefined. */
   readonly peerCertificate: unknown;
+  /** Bytes sent and not yet taken by the kernel: a producer can pause above `highWaterMark` (see `handleDrain`). */
+  readonly queuedBytes: number;
+  /** The PROXY protocol header the connection arrived with (servers with `proxyProtocol`), else undefined. */
+  readonly proxy: unknown;
   /** Writes directly (usable in `terminate` to say goodbye). */
   send(packet: Outgoing): void;
   /** The current state (the last committed one). */
@@ -161,6 +187,11 @@ export interface Handler<S = undefined, I = unknown> {
   handleEvent?(event: unknown, state: S, meta: Meta<S>): MaybePromise<Action<S>>;
   /** The peer closed (or reset) the connection. Terminates with `"normal"` unless it returns `stop`. */
   handleDisconnect?(state: S, meta: Meta<S>): MaybePromise<Action<S>>;
+  /**
+   * The outbound queue, having gone above `highWaterMark`, fell back under it (Node's `'drain'`):
+   * producers that push on their own (timers, subscriptions) resume here.
+   */
+  handleDrain?(state: S, meta: Meta<S>): MaybePromise<Action<S>>;
   /** The idle timeout fired. */
   timeout?(state: S, meta: Meta<S>): MaybePromise<Action<S>>;
   /** A passive read got no data within `srtimeout`. */

@@ -25,7 +25,6 @@ export {
   stopServer,
   wakeupAcceptors,
 } from "./api.ts";
-export type { ConnectionProcess } from "./connection.ts";
 export { DEFAULT_CONNECT_TIMEOUT, startConnector } from "./connector.ts";
 export {
   ArgumentError,
@@ -33,10 +32,16 @@ export {
   CallbackError,
   CallTimeoutError,
   FrameTooLargeError,
+  FramingError,
   HandshakeTimeoutError,
+  isPeerFault,
   NoProcError,
   OptionError,
+  PoolFullError,
+  PoolTimeoutError,
+  ProxyHeaderError,
   RestartLimitError,
+  SendOverflowError,
   SendTimeoutError,
   SockerlError,
   type SockerlErrorCode,
@@ -45,7 +50,7 @@ export {
   SocketSendError,
   TlsHandshakeError,
 } from "./errors.ts";
-export type { PacketFraming } from "./framing/framing.ts";
+export type { Codec, DelimiterFraming, PacketFraming } from "./framing/framing.ts";
 export type {
   Action,
   ActionObject,
@@ -70,7 +75,7 @@ export type {
 } from "./options.ts";
 export { Pool, startConnectorPool } from "./pool.ts";
 export { whereis } from "./registry.ts";
-export { Server, startServer } from "./server.ts";
+export { runningServers, Server, type ServerInfo, startServer } from "./server/server.ts";
 export { SHUTDOWN_EVENT, type StopOptions } from "./shutdown.ts";
 export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";
 export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";

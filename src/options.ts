@@ -4,13 +4,17 @@
  *
  * @module
  */
-import type { ConnectionSettings } from "./connection.ts";
+import type { ConnectionSettings } from "./connection/process.ts";
 import { ArgumentError, OptionError } from "./errors.ts";
 import { isPacketFraming, type PacketFraming } from "./framing/framing.ts";
 import type { ReceiveMode } from "./handler.ts";
 import type { Plan } from "./supervisor.ts";
 import { type DebugOption, parseDebugOptions } from "./trace.ts";
 import { isTransport, type Transport, tcp } from "./transport/transport.ts";
+import { byteSize, milliseconds } from "./validate.ts";
+
+// The generic validators live in validate.ts; importers of this module keep finding them here.
+export { booleanOption, milliseconds, positiveInteger, stringOption } from "./validate.ts";
 
 /** Whether an acceptor serves arriving connections (`"accept"`) or holds them unserved (`"sleep"`). */
 export type AcceptorMode = "accept" | "sleep";
@@ -41,6 +45,12 @@ export interface CommonOptions {
   handshakeTimeout?: number;
   /** ms a closing connection waits for queued bytes to drain and for the peer's FIN. @default 5000 */
   closeTimeout?: number;
+  /**
+   * Bytes the outbound queue may hold; a send past it ends the connection with `SendOverflowError` (the
+   * peer is not reading). Bounds memory for server-initiated sends (timers, `sendAsync` loops), which
+   * `highWaterMark` cannot (it pauses reading). @default 64 × highWaterMark
+   */
+  maxQueuedBytes?: number;
 }
 
 /** Options of {@link startServer}. */
@@ -55,12 +65,33 @@ export interface ServerOptions extends CommonOptions {
   acceptorMode?: AcceptorMode;
   /** sys debug options of the acceptors. */
   acceptorDebug?: DebugOption[];
-  /** Restart plan for connections (see DESIGN §7). @default normal → delete, else stop the server */
+  /**
+   * Restart plan for connections. The default deletes every connection that ends, whatever the reason
+   * (abnormal endings print the termination report), so no peer can stop the server. SockErl's strict
+   * default is `[(reason) => (reason === "normal" ? "delete" : "stop")]`; the strict-but-safe one is
+   * `[(reason) => (isPeerFault(reason) ? "delete" : "stop")]`. @default ["delete"]
+   */
   plan?: Plan;
-  /** Passes through the plan a connection may make. @default 1 */
+  /** Passes through the plan a connection may make. @default Infinity */
   planCount?: number;
-  /** Connections served at once; more wait, accepted but unserved (no `init`, not read), until one ends. @default Infinity */
+  /**
+   * Connections served at once; more wait, accepted but unserved (no `init`; their first 64 KiB are read
+   * ahead so a peer that leaves is noticed), until one ends. A TLS connection takes a slot once its
+   * handshake is done. @default Infinity
+   */
   maxConnections?: number;
+  /** Connections that may wait for a slot under `maxConnections`; one more is reset at once. @default 1024 */
+  maxWaiting?: number;
+  /** TLS handshakes in progress at once; a connection past it is reset at once. @default 1024 */
+  maxHandshakes?: number;
+  /** Bind with SO_REUSEPORT even with one acceptor, so several processes can serve one port (Linux). @default false */
+  reusePort?: boolean;
+  /**
+   * Every connection starts with a PROXY protocol v1/v2 header (behind HAProxy, nginx, an NLB): `true`,
+   * or `{ versions, trusted, timeoutMs }` (defaults: `[1, 2]`, `["127.0.0.0/8", "::1/128"]`, 3000).
+   * Then `meta.remoteAddress`/`remotePort` are the client's and `meta.proxy` is the header.
+   */
+  proxyProtocol?: boolean | { versions?: (1 | 2)[]; trusted?: string[]; timeoutMs?: number };
 }
 
 /** Options of {@link startConnector}. */
@@ -69,6 +100,14 @@ export interface ConnectorOptions extends CommonOptions {
   name?: string;
   /** ms to wait for the TCP connect (and TLS handshake). @default 3000 */
   connectTimeout?: number;
+  /** Send a PROXY protocol header first (for chaining behind a proxy, and for tests). */
+  proxyHeader?: {
+    version: 1 | 2;
+    sourceAddress: string;
+    sourcePort: number;
+    destinationAddress: string;
+    destinationPort: number;
+  };
 }
 
 /** Options of {@link startConnectorPool}. */
@@ -96,6 +135,7 @@ const COMMON_KEYS = [
   "sendTimeout",
   "handshakeTimeout",
   "closeTimeout",
+  "maxQueuedBytes",
 ] as const;
 
 /** Option names each kind of start accepts. */
@@ -109,8 +149,17 @@ export const SERVER_KEYS: ReadonlySet<string> = new Set([
   "plan",
   "planCount",
   "maxConnections",
+  "maxWaiting",
+  "maxHandshakes",
+  "reusePort",
+  "proxyProtocol",
 ]);
-export const CONNECTOR_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, "name", "connectTimeout"]);
+export const CONNECTOR_KEYS: ReadonlySet<string> = new Set([
+  ...COMMON_KEYS,
+  "name",
+  "connectTimeout",
+  "proxyHeader",
+]);
 export const POOL_KEYS: ReadonlySet<string> = new Set([
   ...CONNECTOR_KEYS,
   "connectorCount",
@@ -130,49 +179,6 @@ export function checkOptionKeys(options: unknown, allowed: ReadonlySet<string>):
     if (!allowed.has(key)) throw new OptionError(key, "a known option", record[key]);
   }
   return record;
-}
-
-/** A positive safe integer, or `fallback` when undefined. */
-export function positiveInteger(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    throw new OptionError(option, "a positive integer", value);
-  }
-  return value;
-}
-
-/** A number of milliseconds (>= 0, or Infinity), or `fallback`. */
-export function milliseconds(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value) || value < 0) {
-    throw new OptionError(option, "a number of milliseconds >= 0 (or Infinity)", value);
-  }
-  return value;
-}
-
-/** A size in bytes (positive integer, or Infinity), or `fallback`. */
-function byteSize(option: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (value === Number.POSITIVE_INFINITY) return value;
-  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 1) {
-    throw new OptionError(option, "a positive integer number of bytes (or Infinity)", value);
-  }
-  return value;
-}
-
-/** A boolean, or `fallback`. */
-export function booleanOption(option: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") throw new OptionError(option, "a boolean", value);
-  return value;
-}
-
-/** A non-empty string, or `fallback`. */
-export function stringOption(option: string, value: unknown, fallback: string): string {
-  if (value === undefined) return fallback;
-  if (typeof value !== "string" || value.length === 0)
-    throw new OptionError(option, "a non-empty string", value);
-  return value;
 }
 
 /** The transport option (default `tcp()`). */
@@ -215,11 +221,13 @@ export function connectionSettings(record: Record<string, unknown>): ConnectionS
   const noDelay = record.noDelay;
   if (noDelay !== undefined && typeof noDelay !== "boolean")
     throw new OptionError("noDelay", "a boolean", noDelay);
+  const highWaterMark = byteSize("highWaterMark", record.highWaterMark, DEFAULT_HIGH_WATER_MARK);
   return {
     framing: packet as PacketFraming,
     utf8: encoding === "utf8",
     maxPacketSize: byteSize("maxPacketSize", record.maxPacketSize, DEFAULT_MAX_PACKET_SIZE),
-    highWaterMark: byteSize("highWaterMark", record.highWaterMark, DEFAULT_HIGH_WATER_MARK),
+    highWaterMark,
+    maxQueuedBytes: byteSize("maxQueuedBytes", record.maxQueuedBytes, 64 * highWaterMark),
     mode: mode as ReceiveMode,
     noDelay,
     keepAlive: keepAlive as boolean | number | undefined,

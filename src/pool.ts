@@ -15,7 +15,9 @@
  *
  * @module
  */
-import type { ConnectionOwner, ConnectionProcess } from "./connection.ts";
+import type { ConnectionOwner, ConnectionProcess } from "./connection/process.ts";
+import { shutdown } from "./connection/requests.ts";
+import { viewOf } from "./connection/view.ts";
 import { type ConnectSpec, connectOnce, connectSpec } from "./connector.ts";
 import { ArgumentError, NoProcError } from "./errors.ts";
 import type { Connection, ExitReason, Handler } from "./handler.ts";
@@ -57,6 +59,10 @@ class Slot implements ConnectionOwner {
     if (this.conn === child) this.conn = undefined;
   }
 
+  channelInfo(): Record<string, unknown> {
+    return { pool: this.pool };
+  }
+
   childExited(_child: ConnectionProcess, reason: ExitReason, started: boolean): void {
     // A start failure rejects connectOnce, whose caller runs the plan.
     if (started) this.pool.decide(this, reason);
@@ -84,7 +90,8 @@ export class Pool<S = unknown, I = unknown> {
   /** Live connectors as `[id, connection]` pairs (restarting and waiting ones are left out). */
   connections(): Array<[id: number, connection: Connection]> {
     const list: Array<[number, Connection]> = [];
-    for (const slot of this.#slots.values()) if (slot.conn !== undefined) list.push([slot.id, slot.conn]);
+    for (const slot of this.#slots.values())
+      if (slot.conn !== undefined) list.push([slot.id, viewOf(slot.conn)]);
     return list;
   }
 
@@ -143,7 +150,7 @@ export class Pool<S = unknown, I = unknown> {
       return undefined;
     }
     if (this.#ending.stopping || !this.#slots.has(slot.id)) {
-      await conn.shutdown("shutdown");
+      await shutdown(conn, "shutdown");
       return conn;
     }
     return conn;
@@ -182,7 +189,7 @@ export class Pool<S = unknown, I = unknown> {
     const conn = await this.startSlot(host, portArgument(port), false);
     if (conn === undefined)
       throw new ArgumentError("init", 'not to return "ignore" for addConnector', "ignore");
-    return conn;
+    return viewOf(conn);
   }
 
   /**
@@ -213,7 +220,7 @@ export class Pool<S = unknown, I = unknown> {
       if (slot.connecting !== undefined) {
         ending.push(
           slot.connecting.then(
-            (c) => c?.shutdown("shutdown"),
+            (c) => (c === undefined ? undefined : shutdown(c, "shutdown")),
             () => undefined,
           ),
         );
@@ -263,6 +270,7 @@ export async function startConnectorPool<S = undefined, I = unknown>(
       settings: base.settings,
       transport: base.transport,
       connectTimeout: base.connectTimeout,
+      counters: base.counters,
     },
     plan,
     name,

@@ -5,7 +5,8 @@
  *
  * @module
  */
-import type { ConnectionProcess } from "./connection.ts";
+import { type ConnectionProcess, F_STARTED } from "./connection/process.ts";
+import { exited, noticeShutdown, shutdown } from "./connection/requests.ts";
 import { ArgumentError, describeReason } from "./errors.ts";
 import type { ExitReason } from "./handler.ts";
 import { emit } from "./trace.ts";
@@ -42,21 +43,21 @@ export async function drainThenShutdown(
   children: readonly ConnectionProcess[],
   drainMs: number,
 ): Promise<void> {
-  const running = children.filter((c) => c.started);
-  const unstarted = children.filter((c) => !c.started);
-  const done = Promise.all(unstarted.map((c) => c.shutdown("shutdown")));
+  const running = children.filter((c) => (c.flags & F_STARTED) !== 0);
+  const unstarted = children.filter((c) => (c.flags & F_STARTED) === 0);
+  const done = Promise.all(unstarted.map((c) => shutdown(c, "shutdown")));
   if (drainMs > 0 && running.length > 0) {
-    for (const child of running) child.noticeShutdown();
+    for (const child of running) noticeShutdown(child);
     let timer: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([
-      Promise.all(running.map((c) => c.exited)),
+      Promise.all(running.map((c) => exited(c))),
       new Promise<void>((resolve) => {
         timer = setTimeout(resolve, drainMs);
       }),
     ]);
     clearTimeout(timer);
   }
-  await Promise.all(running.map((c) => c.shutdown("shutdown")));
+  await Promise.all(running.map((c) => shutdown(c, "shutdown")));
   await done;
 }
 
@@ -88,14 +89,14 @@ export class Ending {
   }
 
   /** `stop(reason)` / `stop({ reason, drainMs })`: a bad argument rejects. */
-  stop(arg: unknown, teardown: (drainMs: number) => Promise<void>): Promise<void> {
+  stop(arg: unknown, teardown: (drainMs: number, reason: ExitReason) => Promise<void>): Promise<void> {
     let args: { reason: ExitReason; drainMs: number };
     try {
       args = stopArguments(arg);
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.end(args.reason, () => teardown(args.drainMs));
+    return this.end(args.reason, () => teardown(args.drainMs, args.reason));
   }
 
   /** Ends once with `reason` (later calls share the first end). */

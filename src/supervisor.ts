@@ -41,8 +41,9 @@
 
 import { BadReturnError, CallbackError, OptionError, RestartLimitError } from "./errors.ts";
 
-/** Why a child exited: `"normal"`, `"shutdown"`, an `Error`, or any value a handler stopped with. */
-export type ExitReason = unknown;
+import type { ExitReason } from "./handler.ts";
+
+export type { ExitReason };
 
 /**
  * One step of a {@link Plan}:

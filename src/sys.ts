@@ -25,12 +25,15 @@
  *
  * @module
  */
-import { ConnectionProcess } from "./connection.ts";
+import { queueLength } from "./connection/mailbox.ts";
+import { type ConnectionProcess, EXITING, phaseOf } from "./connection/process.ts";
+import { changeCodeNow, setSuspended, swapHandlerBeforeStart, sysRequest } from "./connection/requests.ts";
+import { processOf } from "./connection/view.ts";
 import { ArgumentError, CallbackError, NoProcError } from "./errors.ts";
 import type { Connection, Handler } from "./handler.ts";
 import { handlerArgument } from "./options.ts";
 import { whereis } from "./registry.ts";
-import { type Acceptor, Server } from "./server.ts";
+import type { Acceptor } from "./server/acceptor.ts";
 import {
   type DebugOption,
   DebugState,
@@ -94,15 +97,16 @@ function resolve(target: unknown): Resolved {
     value = whereis(value);
     if (value === undefined) throw new NoProcError(target);
   }
-  if (value instanceof ConnectionProcess) {
-    if (!value.alive) throw new NoProcError(value.id);
-    return { kind: "connection", conn: value };
+  const conn = processOf(value);
+  if (conn !== undefined) {
+    if (phaseOf(conn) >= EXITING) throw new NoProcError(conn.id);
+    return { kind: "connection", conn };
   }
   if (isAcceptorTarget(value)) {
     const id = value.acceptor;
     if (!Number.isSafeInteger(id)) throw new ArgumentError("acceptor", "an acceptor id (integer)", id);
     const server = typeof value.server === "string" ? whereis(value.server) : value.server;
-    if (!(server instanceof Server)) {
+    if (!isGroup(server) || server.acceptorList === undefined) {
       if (server === undefined) throw new NoProcError(value.server);
       throw new ArgumentError("server", "a server handle or a server's registry name", value.server);
     }
@@ -128,10 +132,16 @@ function booleanArgument(name: string, value: unknown): boolean {
 }
 
 function switchConnection(conn: ConnectionProcess, option: DebugOption, on: boolean): void {
-  const dbg = conn.debugState(on);
+  if (on) conn.dbg ??= new DebugState();
+  const dbg = conn.dbg;
   if (dbg === undefined) return;
   dbg.set(option, on);
-  conn.debugChanged();
+  // Every option off: back to no debug state at all (zero cost).
+  if (!dbg.active) conn.dbg = undefined;
+}
+
+function connectionStatistics(conn: ConnectionProcess): Statistics | undefined {
+  return conn.dbg?.counters?.snapshot(queueLength(conn));
 }
 
 function switchAcceptor(acceptor: Acceptor, option: DebugOption, on: boolean): void {
@@ -188,14 +198,14 @@ function getLog(target: SysTarget): string[] {
   const resolved = resolve(target);
   switch (resolved.kind) {
     case "connection":
-      return resolved.conn.debugState(false)?.logLines() ?? [];
+      return resolved.conn.dbg?.logLines() ?? [];
     case "acceptor":
       return resolved.acceptor.dbg?.logLines() ?? [];
     case "group": {
       const entries: Array<[number, string]> = [];
       for (const a of resolved.group.acceptorList?.() ?? []) if (a.dbg) entries.push(...a.dbg.logEntries());
       for (const c of resolved.group.processes()) {
-        const dbg = c.debugState(false);
+        const dbg = c.dbg;
         if (dbg !== undefined) entries.push(...dbg.logEntries());
       }
       entries.sort((a, b) => a[0] - b[0]);
@@ -230,7 +240,7 @@ function statistics(target: SysTarget, on?: boolean): Statistics | GroupStatisti
   const resolved = resolve(target);
   switch (resolved.kind) {
     case "connection":
-      return resolved.conn.statistics();
+      return connectionStatistics(resolved.conn);
     case "acceptor":
       return acceptorStatistics(resolved.acceptor);
     case "group": {
@@ -241,7 +251,7 @@ function statistics(target: SysTarget, on?: boolean): Statistics | GroupStatisti
       }
       const connections: Array<[number, Statistics]> = [];
       for (const c of resolved.group.processes()) {
-        const s = c.statistics();
+        const s = connectionStatistics(c);
         if (s !== undefined) connections.push([c.id, s]);
       }
       return { acceptors, connections };
@@ -268,9 +278,10 @@ async function replaceState<S = unknown>(
 ): Promise<S> {
   const process = resolveConnection(conn);
   if (typeof fn !== "function") throw new ArgumentError("fn", "a function", fn);
-  return process.sys(async (c) => {
+  return sysRequest(process, async (c) => {
     const next = await fn(c.state as S);
-    return c.replaceStateNow(() => next) as S;
+    c.state = next;
+    return next;
   });
 }
 
@@ -282,12 +293,12 @@ async function replaceState<S = unknown>(
  * an async callback of the connection is still pending: that one runs after `resume`.
  */
 function suspend(conn: Connection | string): void {
-  resolveConnection(conn).setSuspended(true);
+  setSuspended(resolveConnection(conn), true);
 }
 
 /** Resumes a suspended connection: queued events are handled in order, reading restarts. */
 function resume(conn: Connection | string): void {
-  resolveConnection(conn).setSuspended(false);
+  setSuspended(resolveConnection(conn), false);
 }
 
 async function changeConnectionCode(
@@ -296,9 +307,9 @@ async function changeConnectionCode(
   oldVsn: unknown,
   extra: unknown,
 ): Promise<void> {
-  if (conn.swapHandlerBeforeStart(handler)) return;
+  if (swapHandlerBeforeStart(conn, handler)) return;
   try {
-    await conn.sys((c) => c.changeCodeNow(handler, oldVsn, extra));
+    await sysRequest(conn, (c) => changeCodeNow(c, handler, oldVsn, extra));
   } catch (error) {
     if (error instanceof NoProcError) throw error;
     throw new CallbackError("codeChange", error);

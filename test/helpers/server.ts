@@ -6,7 +6,7 @@
  *
  * @module
  */
-import type { Connection, Handler, Server, ServerOptions } from "../../src/index.ts";
+import type { Connection, Handler, Plan, Server, ServerOptions } from "../../src/index.ts";
 import { startServer } from "../../src/index.ts";
 import { closeAllClients, RawClient } from "./client.ts";
 import { restoreSink } from "./trace.ts";
@@ -109,3 +109,9 @@ export async function cleanup(): Promise<void> {
   restoreSink();
   if (failure !== undefined) throw failure;
 }
+
+/**
+ * SockErl's own default plan, now an explicit choice: a `"normal"` exit deletes the connection, any
+ * other reason stops the whole server (or pool). The library's default deletes every connection.
+ */
+export const SOCKERL_PLAN: Plan = [(reason) => (reason === "normal" ? "delete" : "stop")];

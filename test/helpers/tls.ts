@@ -8,9 +8,12 @@
  *
  * @module
  */
+
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Socket, TLSOptions } from "bun";
+import type { ConnectionProcess } from "../../src/connection/process.ts";
+import { viewOf } from "../../src/connection/view.ts";
 import type { Connection, Transport, TransportEvents } from "../../src/index.ts";
 import { WaitTimeoutError } from "./wait.ts";
 
@@ -387,7 +390,8 @@ export function spyTransport(inner: Transport): Transport & { next(): Promise<Co
     ...events,
     open(socket) {
       events.open(socket);
-      const conn = socket.data as Connection;
+      // The library keeps its connection process in `socket.data`; its public handle is the view.
+      const conn: Connection = viewOf(socket.data as ConnectionProcess);
       const waiter = waiting.shift();
       if (waiter !== undefined) waiter(conn);
       else arrived.push(conn);

@@ -38,7 +38,7 @@ import {
 } from "../../src/index.ts";
 import { RawClient } from "../helpers/client.ts";
 import { rejection } from "../helpers/errors.ts";
-import { cleanup, startTestServer, trackStop } from "../helpers/server.ts";
+import { cleanup, SOCKERL_PLAN, startTestServer, trackStop } from "../helpers/server.ts";
 import { captureSink } from "../helpers/trace.ts";
 import { EventRecorder, within } from "../helpers/wait.ts";
 
@@ -369,7 +369,7 @@ describe("stopped processes", () => {
     const server = await startTestServer<undefined, unknown>(
       { init: () => undefined, handlePacket: () => ({ stop: "crash" }) },
       undefined,
-      { name: serverName },
+      { name: serverName, plan: SOCKERL_PLAN },
     );
     const client = await RawClient.connect(server.port);
     client.write("x");

@@ -23,7 +23,7 @@ import {
   SockerlError,
 } from "../../src/index.ts";
 import { frame, RawClient } from "../helpers/client.ts";
-import { cleanup, startTestServer } from "../helpers/server.ts";
+import { cleanup, SOCKERL_PLAN, startTestServer } from "../helpers/server.ts";
 import { captureSink, type SinkCapture } from "../helpers/trace.ts";
 import { countingTcp } from "../helpers/transport.ts";
 import { Log, within } from "../helpers/wait.ts";
@@ -309,10 +309,14 @@ describe("maxPacketSize", () => {
     expect(server.connections().length).toBe(1);
   });
 
-  test("under the default plan a FrameTooLargeError stops the whole server", async () => {
+  test("under SockErl's strict plan (explicit) a FrameTooLargeError stops the whole server", async () => {
     const conns = new Log<Connection>();
     const packets = new Log<Uint8Array | string>();
-    const server = await startTestServer(echo(packets, conns), null, { packet: 4, maxPacketSize: 100 });
+    const server = await startTestServer(echo(packets, conns), null, {
+      packet: 4,
+      maxPacketSize: 100,
+      plan: SOCKERL_PLAN,
+    });
     const client = await RawClient.connect(server.port);
     await conns.until((l) => l.length === 1);
     client.write(Buffer.from([0, 0, 0, 101]));

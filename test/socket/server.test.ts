@@ -18,13 +18,14 @@ import {
   type Handler,
   type ListenerInfo,
   OptionError,
+  runningServers,
   Server,
   SockerlError,
   startServer,
   whereis,
 } from "../../src/index.ts";
 import { packetText, RawClient } from "../helpers/client.ts";
-import { cleanup, startTestServer, track } from "../helpers/server.ts";
+import { cleanup, SOCKERL_PLAN, startTestServer, track } from "../helpers/server.ts";
 import { captureSink } from "../helpers/trace.ts";
 import { waitFor, within } from "../helpers/wait.ts";
 
@@ -208,7 +209,7 @@ describe("stop()", () => {
     expect(events).toEqual(["packet start", "packet end", "terminate shutdown"]);
   });
 
-  test("with the default plan, a crashing connection stops the server: the others get 'shutdown'", async () => {
+  test("with SockErl's strict plan (explicit), a crashing connection stops the server: the others get 'shutdown'", async () => {
     const sink = captureSink();
     const terminated: ExitReason[] = [];
     const server = await startTestServer<undefined, undefined>(
@@ -221,6 +222,7 @@ describe("stop()", () => {
         terminate: (reason) => void terminated.push(reason),
       },
       undefined,
+      { plan: SOCKERL_PLAN },
     );
     const a = await RawClient.connect(server.port);
     const b = await RawClient.connect(server.port);
@@ -482,5 +484,37 @@ describe("the SockErl README echo server walkthrough", () => {
     await again.waitForText("hello again\n");
     expect(server.connections()).toHaveLength(1);
     expect(serverEnded).toBe(false);
+  });
+});
+
+describe("runningServers() and reusePort", () => {
+  test("runningServers lists a server while it runs, not after it stopped", async () => {
+    const server = await startTestServer<undefined, undefined>(
+      { init: () => undefined, handlePacket: () => undefined },
+      undefined,
+    );
+    expect(runningServers()).toContain(server as never);
+    await server.stop();
+    expect(runningServers()).not.toContain(server as never);
+  });
+
+  test("reusePort: true lets two one-acceptor servers share a port; without it the second is EADDRINUSE", async () => {
+    const handler: Handler<undefined, undefined> = {
+      init: () => undefined,
+      handlePacket: (p) => ({ send: p }),
+    };
+    const first = await startTestServer(handler, undefined, { reusePort: true });
+    const second = track(
+      (await startServer(handler, undefined, first.port, { hostname: "127.0.0.1", reusePort: true }))!,
+    );
+    expect(second.port).toBe(first.port);
+    const error = await startServer(handler, undefined, first.port, { hostname: "127.0.0.1" }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(error).toMatchObject({ code: "EADDRINUSE" });
+    const client = await RawClient.connect(first.port);
+    client.write("x");
+    await client.waitForBytes(1);
   });
 });

@@ -24,7 +24,7 @@ import {
   startServer,
 } from "../../src/index.ts";
 import { RawClient } from "../helpers/client.ts";
-import { cleanup, startTestServer, track } from "../helpers/server.ts";
+import { cleanup, SOCKERL_PLAN, startTestServer, track } from "../helpers/server.ts";
 import { captureSink } from "../helpers/trace.ts";
 import { EventRecorder, observe, within } from "../helpers/wait.ts";
 
@@ -32,6 +32,8 @@ afterEach(cleanup);
 
 /** Line framing and text packets: one command per line. */
 const LINES: ServerOptions = { packet: "line", encoding: "utf8" };
+/** SockErl's default, now explicit: a `"normal"` exit deletes, anything else stops the server. */
+const STRICT: ServerOptions = { ...LINES, plan: SOCKERL_PLAN };
 
 /** What the handler saw, with event-driven waits (re-checked on every recorded event). */
 class Recorder extends EventRecorder {
@@ -88,12 +90,12 @@ function lineHandler(
 }
 
 /** A line server whose `terminate` records whether the connection was still listed (`listedAtTerminate`). */
-async function listingLineServer(rec: Recorder): Promise<Server<LineState, unknown>> {
+async function listingLineServer(rec: Recorder, options = LINES): Promise<Server<LineState, unknown>> {
   let srv: Server<LineState, unknown> | undefined;
   srv = await startTestServer(
     lineHandler(rec, () => srv),
     undefined,
-    LINES,
+    options,
   );
   return srv;
 }
@@ -125,11 +127,11 @@ async function expectRefused(port: number): Promise<void> {
   expect(error).toMatchObject({ code: "ECONNREFUSED" });
 }
 
-describe("default plan: an abnormal exit ends the server", () => {
+describe("SockErl's strict plan (explicit): an abnormal exit ends the server", () => {
   test("a connection that stops with a reason ends the server: others get terminate('shutdown') once and EOF, the port is released, exited resolves with the reason, a report is printed", async () => {
     const sink = captureSink();
     const rec = new Recorder();
-    const srv = await listingLineServer(rec);
+    const srv = await listingLineServer(rec, STRICT);
     const port = srv.port;
     const a = await greeted(port);
     const b = await greeted(port);
@@ -182,7 +184,7 @@ describe("default plan: an abnormal exit ends the server", () => {
   test("a connection whose callback throws ends the server with the CallbackError", async () => {
     const sink = captureSink();
     const rec = new Recorder();
-    const srv = await startTestServer(lineHandler(rec), undefined, LINES);
+    const srv = await startTestServer(lineHandler(rec), undefined, STRICT);
     const a = await greeted(srv.port);
     const b = await greeted(srv.port);
 
@@ -217,7 +219,7 @@ describe("default plan: an abnormal exit ends the server", () => {
   test("a server connection stopped from outside with an abnormal reason ends the server too", async () => {
     captureSink();
     const rec = new Recorder();
-    const srv = await startTestServer(lineHandler(rec), undefined, LINES);
+    const srv = await startTestServer(lineHandler(rec), undefined, STRICT);
     const a = await greeted(srv.port);
     const b = await greeted(srv.port);
     const conn = srv.connections().find(([id]) => id === a.id)![1];

@@ -1,0 +1,93 @@
+/**
+ * Data from the transport. The fast path (idle, active, raw bytes, nothing buffered) hands the chunk
+ * straight to `handlePacket`: no decoder, no copy. Otherwise the bytes go into a {@link FrameDecoder}
+ * (made only when needed, dropped when empty) and the run loop cuts them into frames or passive reads.
+ * While nothing can be delivered the socket is paused, so unread data stays in the kernel: that is the
+ * flow control of passive mode, async callbacks and a full outbound queue.
+ *
+ * @module
+ */
+import { FrameDecoder } from "../framing/framing.ts";
+import type { Packet } from "../handler.ts";
+import { dispatchPacket } from "./dispatch.ts";
+import { run } from "./mailbox.ts";
+import {
+  type ConnectionProcess,
+  EXITING,
+  F_PAUSED,
+  F_RAW_ACTIVE,
+  F_SOCKET_CLOSED,
+  F_UTF8,
+  F_WAITING,
+  P_BACKLOG,
+  PAUSE_MASK,
+  PAUSE_SHIFT,
+  phaseOf,
+  rareOf,
+} from "./process.ts";
+import { beginCork, endCork } from "./writer.ts";
+
+const textDecoder = new TextDecoder();
+
+/** Bytes a connection waiting for a slot reads ahead before its socket is paused. */
+const WAITING_BUFFER_MAX = 64 * 1024;
+
+/** A chunk arrived from the transport. */
+export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
+  p.spec.counters.bytesIn += chunk.length;
+  // Fast path: idle, active, raw bytes, nothing buffered.
+  if (p.gate === 0 && (p.flags & F_RAW_ACTIVE) !== 0 && p.decoder === undefined) {
+    const corked = beginCork(p);
+    dispatchPacket(p, chunk);
+    if (p.gate === 0 && p.mailbox !== undefined) run(p);
+    if (corked) endCork(p);
+    return;
+  }
+  if (phaseOf(p) >= EXITING) return; // closing: what the peer sends now is discarded
+  let decoder = p.decoder;
+  if (decoder === undefined) {
+    const settings = p.spec.settings;
+    decoder = p.decoder = new FrameDecoder(settings.framing, settings.maxPacketSize);
+  }
+  decoder.push(chunk);
+  if ((p.flags & F_WAITING) !== 0) {
+    // Waiting for a slot: keep reading (so a peer that leaves is noticed) up to a bound.
+    if (decoder.buffered >= WAITING_BUFFER_MAX) setPause(p, P_BACKLOG, true);
+    return;
+  }
+  if (p.gate === 0) {
+    const corked = beginCork(p);
+    run(p);
+    if (corked) endCork(p);
+  } else setPause(p, P_BACKLOG, true);
+}
+
+/** The packet handed to `handlePacket` for `frame`: the bytes, or text with `encoding: "utf8"`. */
+export function packetOf(p: ConnectionProcess, frame: Uint8Array): Packet | undefined {
+  if ((p.flags & F_UTF8) === 0) return frame;
+  if (p.spec.settings.framing !== "raw") return textDecoder.decode(frame);
+  // A raw stream may cut a character in two: decode with state, and deliver nothing for half a one.
+  const rare = rareOf(p);
+  const text = (rare.streamDecoder ??= new TextDecoder()).decode(frame, { stream: true });
+  return text === "" ? undefined : text;
+}
+
+/** Sets or clears one reason to keep the socket paused; the socket follows the union of reasons. */
+export function setPause(p: ConnectionProcess, bit: number, on: boolean): void {
+  const bits = (p.flags & PAUSE_MASK) >> PAUSE_SHIFT;
+  const next = on ? bits | bit : bits & ~bit;
+  p.flags = (p.flags & ~PAUSE_MASK) | (next << PAUSE_SHIFT);
+  const paused = next !== 0;
+  if (paused === ((p.flags & F_PAUSED) !== 0)) return;
+  if (paused) p.flags |= F_PAUSED;
+  else p.flags &= ~F_PAUSED;
+  const socket = p.socket;
+  if (socket === undefined || (p.flags & F_SOCKET_CLOSED) !== 0) return;
+  if (paused) socket.pause();
+  else socket.resume();
+}
+
+/** Whether a pause reason is set. */
+export function pausedFor(p: ConnectionProcess, bit: number): boolean {
+  return ((p.flags >> PAUSE_SHIFT) & bit) !== 0;
+}

@@ -1,0 +1,87 @@
+/**
+ * Who gets served, and what a flood of connections can take. Every default here is chosen for a hostile
+ * peer:
+ * - `maxConnections` (default Infinity) bounds the connections served at once; more wait, accepted
+ *   but unserved, in arrival order. A waiting connection keeps reading (up to 64 KiB) so a peer that
+ *   leaves is noticed at once and its socket freed.
+ * - `maxWaiting` (default 1024) bounds the waiting queue: a connection past it is reset at once.
+ * - A TLS connection takes a slot only once its handshake is done; `maxHandshakes` (default 1024)
+ *   bounds the handshakes in progress (a new connection past it is reset), and `handshakeTimeout`
+ *   bounds each.
+ * - The open-file guard: near the process's descriptor limit, new connections are reset at once
+ *   (see fd-limit.ts), counting every socket the server holds: served, waiting, handshaking, closing
+ *   (waiting for the peer's FIN) and sockets a listener holds before handing them over (SNI, PROXY).
+ *
+ * @module
+ */
+import { release } from "../connection/lifecycle.ts";
+import { type ConnectionProcess, F_STARTED } from "../connection/process.ts";
+import { type FdBudget, fdBudget } from "../fd-limit.ts";
+import { emit } from "../trace.ts";
+
+/** The admission state of one server. */
+export class Admission {
+  maxConnections: number;
+  readonly maxWaiting: number;
+  readonly maxHandshakes: number;
+  /** Connections admitted to run (a slot each) and not yet ended. */
+  served = 0;
+  /** Connections waiting for a slot, in arrival order. */
+  waiting: ConnectionProcess[] = [];
+  /** TLS connections accepted and still handshaking. */
+  handshakes = 0;
+  /** Sockets of this server not yet closed (every connection, including closing ones). */
+  sockets = 0;
+  #fds: FdBudget | undefined = fdBudget();
+
+  constructor(maxConnections: number, maxWaiting: number, maxHandshakes: number) {
+    this.maxConnections = maxConnections;
+    this.maxWaiting = maxWaiting;
+    this.maxHandshakes = maxHandshakes;
+  }
+
+  /** Whether a new socket may be kept at all (descriptor guard); `extra` = sockets held elsewhere. */
+  keep(extra: number, label: () => string): boolean {
+    const fds = this.#fds;
+    if (fds === undefined) return true;
+    const ok = fds.admit(this.sockets + extra + 1);
+    if (ok) fds.shedding = false;
+    else if (!fds.shedding) {
+      fds.shedding = true;
+      emit(
+        `** Sockerl server ${label()} is near the open file limit (${fds.limit}): new connections are reset until descriptors are free`,
+      );
+    }
+    return ok;
+  }
+
+  /** A connection is ready for `init`: take a slot, or wait (false). Null: the waiting queue is full. */
+  admit(p: ConnectionProcess): boolean | null {
+    if (this.served < this.maxConnections) {
+      this.served++;
+      return true;
+    }
+    if (this.waiting.length >= this.maxWaiting) return null;
+    this.waiting.push(p);
+    return false;
+  }
+
+  /** A connection ended: free its slot (if it had one) and serve who waits. */
+  ended(p: ConnectionProcess, admitted: boolean): void {
+    if (admitted) this.served--;
+    else if ((p.flags & F_STARTED) === 0) {
+      const i = this.waiting.indexOf(p);
+      if (i >= 0) this.waiting.splice(i, 1);
+    }
+    this.serveWaiting();
+  }
+
+  /** Serves waiting connections while slots are free (after an end, or a raised `maxConnections`). */
+  serveWaiting(): void {
+    while (this.waiting.length > 0 && this.served < this.maxConnections) {
+      const next = this.waiting.shift()!;
+      this.served++;
+      release(next);
+    }
+  }
+}

@@ -1,0 +1,595 @@
+/**
+ * Servers: a port, N acceptors and one connection process per accepted socket. A connection that ends
+ * goes through the server's restart plan; the default plan deletes it, whatever the reason (abnormal
+ * endings still print the termination report), so no remote peer can stop the server.
+ *
+ * ```text
+ *   Server ── Acceptor 1..N (Bun.listen, each "accept" | "sleep")
+ *      │            │ open(socket)
+ *      │            ▼
+ *      │      ConnectionProcess ── admission (maxConnections, TLS handshake first) ── init → callbacks
+ *      │            │ exit(reason)
+ *      ▼            ▼
+ *   RestartPlan.decide ── delete (the default; server connections cannot restart)
+ *                      └─ stop (a plan that says so): every other connection gets
+ *                               terminate("shutdown"), the port is released, `exited` resolves
+ * ```
+ *
+ * @module
+ */
+import { ChildList } from "../child-list.ts";
+import { pausedFor } from "../connection/inbound.ts";
+import { abort, attach, isAlive, release } from "../connection/lifecycle.ts";
+import {
+  type ConnectionOwner,
+  ConnectionProcess,
+  type ConnectionSettings,
+  type ConnectionSpec,
+  Counters,
+  F_ADMITTED,
+  F_HANDSHAKING,
+  F_IGNORED,
+  F_WAITING,
+  P_HELD,
+  rareOf,
+} from "../connection/process.ts";
+import { viewOf } from "../connection/view.ts";
+import { serverListenChannel, serverStopChannel } from "../diagnostics.ts";
+import {
+  BadReturnError,
+  CallbackError,
+  describeReason,
+  errnoCode,
+  errnoInfo,
+  OptionError,
+  SockerlError,
+  SocketListenError,
+} from "../errors.ts";
+import type { Connection, ExitReason, Handler, ListenerInfo } from "../handler.ts";
+import {
+  type AcceptorMode,
+  checkOptionKeys,
+  connectionSettings,
+  handlerArgument,
+  portArgument,
+  positiveInteger,
+  SERVER_KEYS,
+  type ServerOptions,
+  stringOption,
+  transportOption,
+} from "../options.ts";
+import { register, unregister } from "../registry.ts";
+import { drainThenShutdown, Ending, type StopOptions } from "../shutdown.ts";
+import { RestartPlan } from "../supervisor.ts";
+import { type DebugOption, debugStateFor, parseDebugOptions } from "../trace.ts";
+import type { Transport, TransportSocket } from "../transport/transport.ts";
+import { Acceptor, LISTEN_EVENTS, peerName } from "./acceptor.ts";
+import { Admission } from "./admission.ts";
+import { proxyHeaderFor, serverTransport } from "./proxy-protocol.ts";
+
+/** A server's always-on totals (`server.info()`). */
+export interface ServerInfo {
+  readonly port: number;
+  readonly hostname: string;
+  readonly transport: string;
+  /** Connections served now (a `maxConnections` slot each). */
+  readonly active: number;
+  /** Connections accepted and waiting for a slot. */
+  readonly waiting: number;
+  readonly maxConnections: number;
+  /** Sockets accepted since start. */
+  readonly accepted: number;
+  /** Connections ended since start, by kind: `normal` and `shutdown` exits, `peer` faults (see `isPeerFault`), `crash`es. */
+  readonly ended: {
+    readonly normal: number;
+    readonly peer: number;
+    readonly crash: number;
+    readonly shutdown: number;
+  };
+  /** Bytes read from and written to sockets since start. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** When the server started listening. */
+  readonly startedAt: Date;
+}
+
+const running = new Set<Server<unknown, unknown>>();
+
+/** The servers of this process that are listening (or suspended) and not stopped. */
+export function runningServers(): readonly Server[] {
+  return [...running];
+}
+
+/** The default server plan: every ending deletes that connection; the server serves on. */
+const DELETE_PLAN = ["delete"] as const;
+
+/**
+ * A running server. Get one from {@link startServer}.
+ *
+ * @typeParam S - connection state.
+ * @typeParam I - init argument.
+ */
+export class Server<S = unknown, I = unknown> {
+  readonly name: string | undefined;
+  readonly hostname: string;
+  #port = 0;
+  #handler: Handler<S, I>;
+  #init: I;
+  #settings: ConnectionSettings;
+  #spec: ConnectionSpec | undefined = undefined;
+  #transport: Transport;
+  #listenTransport: Transport;
+  #reusePort: boolean;
+  /** Whether connections arrive behind the PROXY protocol header stage. */
+  #proxied: boolean;
+  #plan: RestartPlan;
+  #acceptors: Acceptor[] = [];
+  #conns = new ChildList();
+  #admission: Admission;
+  #counters = new Counters();
+  #accepted = 0;
+  #startedAt = new Date();
+  /** The acceptor of each connection accepted while that acceptor was traced (for its start failure line). */
+  #tracedBy: WeakMap<ConnectionProcess, Acceptor> | undefined = undefined;
+  #ready = false;
+  #suspended = false;
+  #ending = new Ending(() => `server ${this.name ?? `<${this.#port}>`}`);
+  /** What connections' owner hooks call (the server's methods stay off its public surface). */
+  readonly #owner: ConnectionOwner;
+
+  /** @internal Use {@link startServer}. */
+  constructor(handler: Handler<S, I>, init: I, options: ServerOptions | undefined) {
+    const record = checkOptionKeys(options, SERVER_KEYS);
+    this.#settings = connectionSettings(record);
+    this.#transport = transportOption(record.transport);
+    this.#listenTransport = serverTransport(
+      this.#transport,
+      record.proxyProtocol,
+      () => this.#counters.peer++,
+    );
+    this.#proxied = this.#listenTransport !== this.#transport;
+    this.hostname = stringOption("hostname", record.hostname, "0.0.0.0");
+    this.name = record.name === undefined ? undefined : stringOption("name", record.name, "");
+    this.#plan = new RestartPlan(
+      (record.plan as never) ?? DELETE_PLAN,
+      (record.planCount as number | undefined) ?? Number.POSITIVE_INFINITY,
+    );
+    const count = positiveInteger("acceptorCount", record.acceptorCount, 1);
+    const reusePort = record.reusePort;
+    if (reusePort !== undefined && typeof reusePort !== "boolean") {
+      throw new OptionError("reusePort", "a boolean", reusePort);
+    }
+    this.#reusePort = reusePort === true || count > 1;
+    const mode = record.acceptorMode ?? "accept";
+    if (mode !== "accept" && mode !== "sleep")
+      throw new OptionError("acceptorMode", '"accept" or "sleep"', mode);
+    const acceptorDebug = parseDebugOptions("acceptorDebug", record.acceptorDebug);
+    this.#admission = new Admission(
+      countOption("maxConnections", record.maxConnections, Number.POSITIVE_INFINITY),
+      countOption("maxWaiting", record.maxWaiting, 1024),
+      countOption("maxHandshakes", record.maxHandshakes, 1024),
+    );
+    this.#handler = handler;
+    this.#init = init;
+    const server = this as Server<unknown, unknown>;
+    for (let i = 1; i <= count; i++) {
+      this.#acceptors.push(new Acceptor(i, server, mode, debugStateFor(acceptorDebug)));
+    }
+    this.#owner = {
+      childLeaving: (child) => this.#conns.delete(child),
+      childExited: (child, reason, started) => this.#childExited(child, reason, started),
+      channelInfo: () => ({ server: this }),
+      admit: (child) => this.#admit(child),
+      socketClosed: () => {
+        this.#admission.sockets--;
+      },
+    };
+  }
+
+  /** The bound port. */
+  get port(): number {
+    return this.#port;
+  }
+
+  /** @internal Binds every acceptor and runs `listenInit`. Returns false for "ignore". */
+  async listen(port: number): Promise<boolean> {
+    this.#bind(port);
+    if (this.#handler.listenInit !== undefined) {
+      const info: ListenerInfo = {
+        port: this.#port,
+        hostname: this.hostname,
+        transport: this.#transport.name,
+      };
+      let result: unknown;
+      try {
+        result = await this.#handler.listenInit(this.#init, info);
+      } catch (error) {
+        this.#closeListeners();
+        throw new CallbackError("listenInit", error);
+      }
+      if (result === "ignore") {
+        this.#closeListeners();
+        return false;
+      }
+      if (result !== undefined) this.#listenInitResult(result);
+    }
+    if (this.name !== undefined) {
+      try {
+        register(this.name, this);
+      } catch (error) {
+        this.#closeListeners();
+        throw error;
+      }
+    }
+    this.#ready = true;
+    running.add(this as Server<unknown, unknown>);
+    if (serverListenChannel.hasSubscribers) {
+      serverListenChannel.publish({
+        server: this,
+        port: this.#port,
+        hostname: this.hostname,
+        transport: this.#transport.name,
+      });
+    }
+    for (const acceptor of this.#acceptors) if (acceptor.mode === "accept") this.serveHeld(acceptor);
+    return true;
+  }
+
+  #listenInitResult(result: unknown): void {
+    const single =
+      typeof result === "object" && result !== null && Object.keys(result).length === 1
+        ? (result as Record<string, unknown>)
+        : undefined;
+    if (single !== undefined && "init" in single) {
+      this.#init = single.init as I;
+      this.#spec = undefined;
+      return;
+    }
+    this.#closeListeners();
+    if (single !== undefined && "stop" in single) {
+      const reason = single.stop;
+      throw new SockerlError(`listenInit stopped the server: ${describeReason(reason)}`, {
+        code: "ERR_LISTEN_INIT_STOP",
+        reason,
+      });
+    }
+    throw new BadReturnError("listenInit", result, 'expected undefined, { init }, { stop } or "ignore"');
+  }
+
+  /** Binds every acceptor on `port` (0: the first picks one, the others follow). */
+  #bind(port: number): void {
+    for (const acceptor of this.#acceptors) {
+      const at = this.#port === 0 ? port : this.#port;
+      try {
+        acceptor.listener = this.#listenTransport.listen({
+          hostname: this.hostname,
+          port: at,
+          reusePort: this.#reusePort,
+          events: LISTEN_EVENTS,
+          data: acceptor,
+        });
+      } catch (error) {
+        this.#closeListeners();
+        if (error instanceof OptionError) throw error; // a transport refusing its options (tls() without cert)
+        const code = errnoCode(error, "ELISTEN");
+        throw new SocketListenError({
+          code,
+          reason: code.toLowerCase(),
+          info: errnoInfo(code),
+          transport: this.#transport.name,
+          host: this.hostname,
+          port: at,
+          cause: error,
+        });
+      }
+      if (this.#port === 0) this.#port = acceptor.listener.port;
+      if (acceptor.dbg !== undefined) {
+        acceptor.trace(
+          `started for listen socket ${this.hostname}:${this.#port} with options:\n\ttransporter module: '${this.#transport.name}'\n\tmode: '${acceptor.mode}'`,
+        );
+      }
+    }
+  }
+
+  #closeListeners(): void {
+    for (const acceptor of this.#acceptors) {
+      acceptor.listener?.stop(false);
+      acceptor.listener = undefined;
+    }
+  }
+
+  /** Sockets listeners hold before handing them over (SNI sniffing, PROXY headers). */
+  #pendingSockets(): number {
+    let n = 0;
+    for (const a of this.#acceptors) n += a.listener?.pendingSockets ?? 0;
+    return n;
+  }
+
+  /** @internal A socket arrived at `acceptor`. */
+  accept(acceptor: Acceptor, socket: TransportSocket): void {
+    const admission = this.#admission;
+    const secure = this.#transport.secure;
+    if (
+      this.#ending.stopping ||
+      !admission.keep(this.#pendingSockets(), () => this.name ?? `<${this.#port}>`) ||
+      (secure && admission.handshakes >= admission.maxHandshakes)
+    ) {
+      socket.terminate();
+      return;
+    }
+    this.#accepted++;
+    admission.sockets++;
+    // One spec object shared by every connection (rebuilt when the handler, init or settings change).
+    const spec = (this.#spec ??= {
+      handler: this.#handler as Handler<unknown, unknown>,
+      init: this.#init,
+      settings: this.#settings,
+      isServer: true,
+      counters: this.#counters,
+    });
+    const conn = new ConnectionProcess(spec, this.#transport, this.#owner);
+    if (this.#proxied) {
+      const proxy = proxyHeaderFor(socket);
+      if (proxy !== undefined) rareOf(conn).proxy = proxy;
+    }
+    if (acceptor.dbg !== undefined) {
+      if (acceptor.dbg.counters !== undefined) acceptor.dbg.counters.accepted++;
+      acceptor.trace(`accepted socket ${peerName(socket)}`);
+      (this.#tracedBy ??= new WeakMap()).set(conn, acceptor);
+    }
+    const hold = !this.#ready || acceptor.mode === "sleep";
+    this.#conns.add(conn);
+    if (secure) {
+      admission.handshakes++;
+      conn.flags |= F_HANDSHAKING;
+    }
+    // Traced before attach: a synchronous init runs (and may fail) inside it.
+    if (!hold && acceptor.dbg !== undefined) {
+      acceptor.trace(`gave socket ${peerName(socket)} to connection handler <${conn.id}>`);
+    }
+    attach(conn, socket, hold);
+    if (hold) acceptor.held.push(conn);
+  }
+
+  /** A connection is ready for `init` (its TLS handshake done): a slot, or the waiting queue. */
+  #admit(child: ConnectionProcess): boolean {
+    this.#handshakeDone(child);
+    const admitted = this.#admission.admit(child);
+    if (admitted === null) {
+      abort(child); // the waiting queue is full: reset at once
+      return false;
+    }
+    return admitted;
+  }
+
+  /** @internal Serves connections held by a sleeping acceptor, in arrival order. */
+  serveHeld(acceptor: Acceptor): void {
+    if (!this.#ready || this.#ending.stopping) return;
+    const held = acceptor.held;
+    acceptor.held = [];
+    for (const conn of held) {
+      if (!isAlive(conn)) continue;
+      if (acceptor.dbg !== undefined) {
+        acceptor.trace(`gave socket ${peerName(conn.socket)} to connection handler <${conn.id}>`);
+      }
+      release(conn);
+    }
+  }
+
+  #childExited(child: ConnectionProcess, reason: ExitReason, started: boolean): void {
+    this.#handshakeDone(child); // ended during its handshake
+    this.#admission.ended(child, (child.flags & F_ADMITTED) !== 0);
+    if (this.#ending.stopping) return;
+    if (!started) {
+      this.#traceStartFailure(child, reason);
+      return;
+    }
+    const decision = this.#plan.decide(this.#plan.track(), reason, child.id);
+    // Server connections cannot restart (their socket is gone): restart and wait mean delete.
+    if (decision.action === "stop") void this.#end(decision.reason);
+  }
+
+  /** The child's TLS handshake is over (done or failed): it no longer counts against `maxHandshakes`. */
+  #handshakeDone(child: ConnectionProcess): void {
+    if ((child.flags & F_HANDSHAKING) === 0) return;
+    child.flags &= ~F_HANDSHAKING;
+    this.#admission.handshakes--;
+  }
+
+  #traceStartFailure(child: ConnectionProcess, reason: ExitReason): void {
+    const acceptor = this.#tracedBy?.get(child);
+    if (acceptor?.dbg === undefined) return;
+    const socket = peerName(child.socket);
+    if ((child.flags & F_IGNORED) !== 0) {
+      acceptor.trace(`starting new connection handler <${child.id}> for socket ${socket} was ignored`);
+    } else if (reason !== "normal") {
+      acceptor.trace(
+        `could not start connection handler <${child.id}> for socket ${socket} with reason ${describeReason(reason)}`,
+      );
+    }
+  }
+
+  // ---------------------------------------------------------------- public API
+
+  /** Live connections, as `[id, connection]` pairs (`get_server_connections`). */
+  connections(): Array<[id: number, connection: Connection]> {
+    const list: Array<[number, Connection]> = [];
+    // Connections waiting for a slot or held by a sleeping acceptor are not served yet: not listed.
+    for (const conn of this.#conns.toArray()) {
+      if ((conn.flags & F_WAITING) === 0 && !pausedFor(conn, P_HELD)) list.push([conn.id, viewOf(conn)]);
+    }
+    return list;
+  }
+
+  /** Acceptors as `[id, mode]` pairs, ids 1..N (`get_acceptors`). */
+  acceptors(): Array<[id: number, mode: AcceptorMode]> {
+    return this.#acceptors.map((a) => [a.index, a.mode]);
+  }
+
+  /** @internal The acceptor objects (sys targets). */
+  acceptorList(): readonly Acceptor[] {
+    return this.#acceptors;
+  }
+
+  /** @internal The live connection processes. */
+  processes(): ConnectionProcess[] {
+    return this.#conns.toArray();
+  }
+
+  /** Puts every acceptor to sleep: arriving connections are held unserved until wakeup. */
+  sleepAcceptors(): void {
+    for (const a of this.#acceptors) a.setMode("sleep");
+  }
+
+  /** Wakes every acceptor: held connections are served in arrival order. */
+  wakeupAcceptors(): void {
+    this.#setAllModes("accept");
+  }
+
+  /**
+   * Sets every acceptor's mode. Waking takes every held connection first and serves them in arrival
+   * order across acceptors (ids grow in accept order), not acceptor by acceptor.
+   */
+  #setAllModes(mode: AcceptorMode): void {
+    const held = mode === "accept" ? this.#acceptors.flatMap((a) => a.held.map((c) => [a, c] as const)) : [];
+    for (const a of this.#acceptors) {
+      if (mode === "accept") a.held = [];
+      a.setMode(mode);
+    }
+    held.sort(([, x], [, y]) => x.id - y.id);
+    for (const [a, conn] of held) {
+      a.held.push(conn);
+      this.serveHeld(a);
+    }
+  }
+
+  /** The mode all acceptors share, or `[id, mode]` pairs when they differ. */
+  acceptorModes(): AcceptorMode | Array<[id: number, mode: AcceptorMode]> {
+    const first = this.#acceptors[0]!.mode;
+    return this.#acceptors.every((a) => a.mode === first) ? first : this.acceptors();
+  }
+
+  /** Flips the mode of every acceptor when they all agree; `"not_allowed"` otherwise. */
+  changeAcceptorModes(): AcceptorMode | "not_allowed" {
+    const modes = this.acceptorModes();
+    if (typeof modes !== "string") return "not_allowed";
+    const next: AcceptorMode = modes === "accept" ? "sleep" : "accept";
+    this.#setAllModes(next);
+    return next;
+  }
+
+  /** Always-on totals (Ranch's `ranch:info/1`). */
+  info(): ServerInfo {
+    const c = this.#counters;
+    const admission = this.#admission;
+    return {
+      port: this.#port,
+      hostname: this.hostname,
+      transport: this.#transport.name,
+      active: admission.served,
+      waiting: admission.waiting.length,
+      maxConnections: admission.maxConnections,
+      accepted: this.#accepted,
+      ended: { normal: c.normal, peer: c.peer, crash: c.crash, shutdown: c.shutdown },
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+      startedAt: this.#startedAt,
+    };
+  }
+
+  /**
+   * Changes `maxConnections` at run time: raising it serves waiting connections at once; lowering it
+   * lets running connections finish (new ones wait until the count is under the new limit).
+   */
+  setMaxConnections(n: number): void {
+    this.#admission.maxConnections = countOption("maxConnections", n, Number.POSITIVE_INFINITY);
+    this.#admission.serveWaiting();
+  }
+
+  /**
+   * Stops listening (new connects are refused) and keeps every connection (Ranch's suspend_listener).
+   * {@link resume} listens again on the same port.
+   */
+  suspend(): void {
+    if (this.#suspended || this.#ending.stopping) return;
+    this.#suspended = true;
+    this.#closeListeners();
+  }
+
+  /** Listens again on the same port after {@link suspend}. Throws `SocketListenError` if it is taken. */
+  resume(): void {
+    if (!this.#suspended || this.#ending.stopping) return;
+    this.#bind(this.#port);
+    this.#suspended = false;
+  }
+
+  /** @internal Swaps the handler for new connections (sys.changeCode on a server). */
+  setHandler(handler: Handler<S, I>): void {
+    this.#handler = handler;
+    this.#spec = undefined;
+  }
+
+  /** @internal Switches a debug option for connections accepted from now on (sys on a whole server). */
+  setConnectorDebug(option: DebugOption, on: boolean): void {
+    const debug = this.#settings.debug.filter((o) => o !== option);
+    if (on) debug.push(option);
+    this.#settings = { ...this.#settings, debug };
+    this.#spec = undefined;
+  }
+
+  /**
+   * Stops the server: stops listening (the port is released), terminates every connection with
+   * `"shutdown"`, and resolves once all have ended. `exited` resolves with `reason`.
+   */
+  stop(reason?: ExitReason | StopOptions): Promise<void> {
+    return this.#ending.stop(reason, (drainMs, why) => this.#teardown(drainMs, why));
+  }
+
+  /** Resolves with the reason the server ended. */
+  get exited(): Promise<ExitReason> {
+    return this.#ending.exited;
+  }
+
+  #end(reason: ExitReason): Promise<void> {
+    return this.#ending.end(reason, () => this.#teardown(0, reason));
+  }
+
+  async #teardown(drainMs: number, reason: ExitReason): Promise<void> {
+    this.#closeListeners();
+    running.delete(this as Server<unknown, unknown>);
+    unregister(this.name, this);
+    const children = this.#conns.toArray();
+    for (const a of this.#acceptors) a.held = [];
+    this.#admission.waiting = [];
+    await drainThenShutdown(children, drainMs);
+    if (serverStopChannel.hasSubscribers) serverStopChannel.publish({ server: this, reason });
+  }
+}
+
+function countOption(option: string, value: unknown, fallback: number): number {
+  if (value === undefined || value === Number.POSITIVE_INFINITY)
+    return value === undefined ? fallback : value;
+  return positiveInteger(option, value, 0);
+}
+
+/**
+ * Starts a server on `port` (0 picks a free one; read `server.port`). Resolves once listening, or to
+ * `undefined` when `listenInit` returns `"ignore"`.
+ *
+ * @example
+ * const server = await startServer(
+ *   { init: () => ({ state: 0 }), handlePacket: (p, n) => ({ state: n + 1, send: p }) },
+ *   undefined, 0, { hostname: "127.0.0.1" },
+ * );
+ */
+export async function startServer<S = undefined, I = unknown>(
+  handler: Handler<S, I>,
+  init: I,
+  port: number,
+  options?: ServerOptions,
+): Promise<Server<S, I> | undefined> {
+  handlerArgument(handler);
+  const checkedPort = portArgument(port);
+  const server = new Server<S, I>(handler, init, options);
+  return (await server.listen(checkedPort)) ? server : undefined;
+}
