@@ -270,7 +270,7 @@ export class Bench {
     const line = await ready.promise;
     clearTimeout(timer);
     if (line !== undefined && alive(proc)) {
-      this.readyLines.set(spec.label, line.trim());
+      this.readyLines.set(spec.label, line.trim().replace(/ port=\d+/, ""));
       return { spec, proc, pid: proc.pid, port, ready: line };
     }
     await stopProc(proc);

@@ -34,7 +34,7 @@ function send(s: Bun.Socket<State>, bytes: Uint8Array): void {
   if (w < bytes.length) st.out = bytes.slice(w);
 }
 
-Bun.listen<State>({
+const listener = Bun.listen<State>({
   hostname: "127.0.0.1",
   port,
   socket: {
@@ -63,4 +63,5 @@ Bun.listen<State>({
   },
 });
 
-console.log("ready");
+// the bound port: PORT 0 picks a free one (the tests use that)
+console.log(`ready port=${listener.port}`);

@@ -24,7 +24,7 @@ function flush(s: Bun.Socket<Uint8Array | undefined>, buf: Uint8Array): void {
   s.data = w >= buf.length ? undefined : buf.slice(w);
 }
 
-Bun.listen<Uint8Array | undefined>({
+const listener = Bun.listen<Uint8Array | undefined>({
   hostname: "127.0.0.1",
   port,
   socket: {
@@ -40,4 +40,5 @@ Bun.listen<Uint8Array | undefined>({
   },
 });
 
-console.log("ready");
+// the bound port: PORT 0 picks a free one (the tests use that)
+console.log(`ready port=${listener.port}`);

@@ -14,16 +14,18 @@ const handler = {
   handlePacket: (packet: unknown) => ({ send: packet as Uint8Array }),
 };
 
-async function start(packet: PacketFraming): Promise<boolean> {
+/** The bound port, or undefined when this library rejects the option. */
+async function start(packet: PacketFraming): Promise<number | undefined> {
   try {
-    await startServer(handler, undefined, port, { hostname: "127.0.0.1", packet });
-    return true;
+    return (await startServer(handler, undefined, port, { hostname: "127.0.0.1", packet }))?.port;
   } catch (e) {
     if ((e as { code?: unknown }).code !== "ERR_OPTION") throw e;
-    return false;
+    return undefined;
   }
 }
 
 const delimiter = { delimiter: "\r\n" } as unknown as PacketFraming;
-if (await start(delimiter)) console.log('ready (packet: { delimiter: "\\r\\n" })');
-else if (await start("line")) console.log('ready (packet: "line")');
+// the bound port: PORT 0 picks a free one (the tests use that)
+const bound = await start(delimiter);
+if (bound !== undefined) console.log(`ready port=${bound} (packet: { delimiter: "\\r\\n" })`);
+else console.log(`ready port=${await start("line")} (packet: "line")`);

@@ -7,9 +7,15 @@ import { startServer } from "../../src/index.ts";
 
 const port = Number(process.argv[2] ?? 9000);
 
-await startServer({ init: () => undefined, handlePacket: (packet) => ({ send: packet }) }, undefined, port, {
-  hostname: "127.0.0.1",
-  packet: 4,
-});
+const server = await startServer(
+  { init: () => undefined, handlePacket: (packet) => ({ send: packet }) },
+  undefined,
+  port,
+  {
+    hostname: "127.0.0.1",
+    packet: 4,
+  },
+);
 
-console.log("ready (packet: 4)");
+// the bound port: PORT 0 picks a free one (the tests use that)
+console.log(`ready port=${server?.port} (packet: 4)`);

@@ -7,7 +7,7 @@ import { startServer } from "../../src/index.ts";
 
 const port = Number(process.argv[2] ?? 9000);
 
-await startServer(
+const server = await startServer(
   {
     init: () => ({ state: undefined, timeout: 60_000 }),
     handlePacket: (packet) => ({ send: packet }),
@@ -18,4 +18,5 @@ await startServer(
   { hostname: "127.0.0.1" },
 );
 
-console.log("ready (timeout: 60_000)");
+// the bound port: PORT 0 picks a free one (the tests use that)
+console.log(`ready port=${server?.port} (timeout: 60_000)`);

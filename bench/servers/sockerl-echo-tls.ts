@@ -9,9 +9,15 @@ import { startServer, tls } from "../../src/index.ts";
 const port = Number(process.argv[2] ?? 9000);
 const fixtures = join(import.meta.dir, "..", "..", "test", "fixtures");
 
-await startServer({ init: () => undefined, handlePacket: (packet) => ({ send: packet }) }, undefined, port, {
-  hostname: "127.0.0.1",
-  transport: tls({ certFile: join(fixtures, "server.pem"), keyFile: join(fixtures, "server-key.pem") }),
-});
+const server = await startServer(
+  { init: () => undefined, handlePacket: (packet) => ({ send: packet }) },
+  undefined,
+  port,
+  {
+    hostname: "127.0.0.1",
+    transport: tls({ certFile: join(fixtures, "server.pem"), keyFile: join(fixtures, "server-key.pem") }),
+  },
+);
 
-console.log("ready (tls)");
+// the bound port: PORT 0 picks a free one (the tests use that)
+console.log(`ready port=${server?.port} (tls)`);
