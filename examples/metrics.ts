@@ -17,45 +17,7 @@
  *
  * @module
  */
-import { type Handler, type Server, startServer } from "../src/index.ts";
-
-/** The shape of `server.info()`: always-on counters of a server. */
-export interface InfoSnapshot {
-  port: number;
-  hostname: string;
-  transport: string;
-  /** Connections being served now. */
-  active: number;
-  /** Accepted connections held for a free slot under `maxConnections` (or by a sleeping acceptor). */
-  waiting: number;
-  /** The limit (`Infinity` when none). */
-  maxConnections: number;
-  /** Connections accepted since the start. */
-  accepted: number;
-  /** Ended connections, by kind. */
-  ended: { normal: number; peer: number; crash: number; shutdown: number };
-  /** Bytes read from sockets. */
-  bytesIn: number;
-  /** Bytes written to sockets. */
-  bytesOut: number;
-  /** When the server started (ms since the epoch). */
-  startedAt: number;
-}
-
-/** A server that has `info()` (every sockerl server with the observability API). */
-type WithInfo = { info(): InfoSnapshot };
-
-/**
- * `server.info()`, or `undefined` on a build of the library that does not have it yet.
- *
- * @example
- * const info = readInfo(server);
- * if (info !== undefined) console.log(info.active);
- */
-export function readInfo(server: object): InfoSnapshot | undefined {
-  const info = (server as Partial<WithInfo>).info;
-  return typeof info === "function" ? info.call(server) : undefined;
-}
+import { type Handler, type Server, type ServerInfo, startServer } from "../src/index.ts";
 
 /** One metric family of the exposition. */
 interface Family {
@@ -84,7 +46,7 @@ function sampleValue(value: number): string {
  * // # TYPE sockerl_connections_active gauge
  * // sockerl_connections_active 3
  */
-export function metricsText(info: InfoSnapshot, extra: { messages?: number } = {}): string {
+export function metricsText(info: ServerInfo, extra: { messages?: number } = {}): string {
   const families: Family[] = [
     {
       name: "sockerl_connections_active",
@@ -135,7 +97,7 @@ export function metricsText(info: InfoSnapshot, extra: { messages?: number } = {
       name: "sockerl_start_time_seconds",
       type: "gauge",
       help: "When the server started, in seconds since the Unix epoch.",
-      samples: [["", info.startedAt / 1000]],
+      samples: [["", info.startedAt.getTime() / 1000]],
     },
   ];
   if (extra.messages !== undefined) {
@@ -276,17 +238,17 @@ export async function startMetricsExample(options: MetricsExampleOptions = {}): 
   const ring = new SampleRing(options.history ?? 300);
   let last: { t: number; messages: number; bytesIn: number; bytesOut: number } | undefined;
   const sample = (): void => {
-    const info = readInfo(server);
+    const info = server.info();
     const t = Date.now();
-    const now = { t, messages, bytesIn: info?.bytesIn ?? 0, bytesOut: info?.bytesOut ?? 0 };
+    const now = { t, messages, bytesIn: info.bytesIn, bytesOut: info.bytesOut };
     // Rates over the real elapsed time, not the nominal interval: timers run late on a busy machine.
     const seconds = last === undefined ? 0 : (t - last.t) / 1000;
     const rate = (key: "messages" | "bytesIn" | "bytesOut"): number =>
       last === undefined || seconds <= 0 ? 0 : (now[key] - last[key]) / seconds;
     ring.push({
       t,
-      active: info?.active ?? server.connections().length,
-      waiting: info?.waiting ?? 0,
+      active: info.active,
+      waiting: info.waiting,
       msgsPerSec: rate("messages"),
       bytesInPerSec: rate("bytesIn"),
       bytesOutPerSec: rate("bytesOut"),
@@ -303,19 +265,20 @@ export async function startMetricsExample(options: MetricsExampleOptions = {}): 
       const { pathname } = new URL(request.url);
       if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
       if (pathname === "/metrics") {
-        const info = readInfo(server);
-        if (info === undefined) return new Response("server.info() is not available\n", { status: 501 });
-        return new Response(metricsText(info, { messages }), {
+        return new Response(metricsText(server.info(), { messages }), {
           headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
         });
       }
       if (pathname === "/api/series") {
-        const info = readInfo(server);
+        const info = server.info();
         return Response.json({
           intervalMs: sampleMs,
           capacity: ring.capacity,
-          echoPort: server.port,
-          info: info === undefined ? null : { ...info, maxConnections: jsonNumber(info.maxConnections) },
+          info: {
+            ...info,
+            maxConnections: jsonNumber(info.maxConnections),
+            startedAt: info.startedAt.getTime(),
+          },
           messages,
           samples: ring.toArray(),
         });
