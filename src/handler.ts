@@ -171,14 +171,16 @@ type MaybePromise<T> = T | Promise<T>;
  *
  * @typeParam S - the per-connection state.
  * @typeParam I - the init argument.
+ * @typeParam P - the packet `handlePacket` gets: `string` with `encoding: "utf8"`, `Uint8Array`
+ *   otherwise. The start functions infer it from the options; the default allows both.
  */
-export interface Handler<S = undefined, I = unknown> {
+export interface Handler<S = undefined, I = unknown, P = Packet> {
   /** Servers only: called once after the port is bound. */
   listenInit?(init: I, listener: ListenerInfo): MaybePromise<ListenInitResult<I>>;
   /** Called when the connection is up (after the TLS handshake). `"ignore"` closes it quietly. */
   init(init: I, meta: Meta<S>): MaybePromise<Action<S> | "ignore">;
   /** Called for every packet (active) or every read (passive). */
-  handlePacket(packet: Packet, state: S, meta: Meta<S>): MaybePromise<Action<S>>;
+  handlePacket(packet: P, state: S, meta: Meta<S>): MaybePromise<Action<S>>;
   /** Called for `conn.call(request)`; answer with `reply` in the action or later with `from.reply`. */
   handleCall?(request: unknown, from: From, state: S, meta: Meta<S>): MaybePromise<Action<S>>;
   /** Called for `conn.cast(message)`. */

@@ -1,8 +1,10 @@
 /**
  * Invariant: the public types say what the runtime does, checked by `tsc --noEmit` (these assertions do
- * nothing at run time). `Handler<S, I>` types every callback's state as `S` and the init argument as
- * `I`, so actions carrying a state of another type are compile errors; `startServer` resolves to
- * `Server<S, I> | undefined` (undefined when `listenInit` returns "ignore"); the connection handle,
+ * nothing at run time). `Handler<S, I, P>` types every callback's state as `S`, the init argument as
+ * `I` and the packet as `P`, so actions carrying a state of another type are compile errors; a handler
+ * passed to `startServer` as an object literal (or with `satisfies`) also has its actions checked for
+ * unknown fields (`sned`), its state inferred from `init`, its packet type from `encoding`; `startServer`
+ * resolves to `Server<S, I>`, with `| undefined` only when `listenInit` may return "ignore"; the connection handle,
  * `From`, `Meta`, packets, options and errors have the shapes DESIGN.md documents.
  */
 import { describe, expect, expectTypeOf, test } from "bun:test";
@@ -129,15 +131,168 @@ describe("Action", () => {
 });
 
 describe("startServer and Server", () => {
-  test("startServer returns Promise<Server<S, I> | undefined>", () => {
+  test("startServer resolves to Server<S, I>, or Server | undefined when listenInit may return 'ignore'", () => {
+    // Never called: only the inferred types matter (S and I come from the handler).
+    const plain = () => startServer({ init: () => ({ state: 1 }), handlePacket: () => undefined }, "init", 0);
+    expectTypeOf<ReturnType<typeof plain>>().toEqualTypeOf<Promise<Server<number, string>>>();
+    const keeps = () =>
+      startServer(
+        {
+          listenInit: (init: string) => ({ init: `${init}!` }),
+          init: () => undefined,
+          handlePacket: () => undefined,
+        },
+        "init",
+        0,
+      );
+    expectTypeOf<ReturnType<typeof keeps>>().toEqualTypeOf<Promise<Server<undefined, string>>>();
+    const ignores = () =>
+      startServer(
+        {
+          listenInit: (): "ignore" | undefined => (Math.random() > 1 ? "ignore" : undefined),
+          init: () => undefined,
+          handlePacket: () => undefined,
+        },
+        undefined,
+        0,
+      );
+    expectTypeOf<ReturnType<typeof ignores>>().toEqualTypeOf<
+      Promise<Server<undefined, undefined> | undefined>
+    >();
+    // An annotated handler has an optional listenInit that may ignore: the result may be undefined.
     const handler: Handler<number, string> = { init: () => ({ state: 1 }), handlePacket: () => undefined };
-    // Never called: only its inferred type matters (S and I come from the handler).
-    const start = () => startServer(handler, "init", 0);
-    expectTypeOf<ReturnType<typeof start>>().toEqualTypeOf<Promise<Server<number, string> | undefined>>();
+    const annotated = () => startServer(handler, "init", 0);
+    expectTypeOf<ReturnType<typeof annotated>>().toEqualTypeOf<Promise<Server<number, string> | undefined>>();
+    // A `satisfies` handler keeps its own type: no listenInit, no undefined.
+    const satisfying = { init: () => ({ state: 1 }), handlePacket: () => undefined } satisfies Handler<
+      number,
+      string
+    >;
+    const checked = () => startServer(satisfying, "init", 0);
+    expectTypeOf<ReturnType<typeof checked>>().toEqualTypeOf<Promise<Server<number, string>>>();
     type Params = Parameters<typeof startServer<number, string>>;
     expectTypeOf<Params[1]>().toEqualTypeOf<string>();
     expectTypeOf<Params[2]>().toEqualTypeOf<number>();
-    expectTypeOf<Params[3]>().toEqualTypeOf<ServerOptions | undefined>();
+  });
+
+  test("an unknown action field is a compile error in an object-literal handler (arrow, method, async, array)", () => {
+    const starts = [
+      () =>
+        startServer(
+          {
+            init: () => ({ state: 0 }),
+            // @ts-expect-error `sned` is not an action field
+            handlePacket: (packet, count) => ({ state: count + 1, sned: packet }),
+          },
+          undefined,
+          0,
+        ),
+      () =>
+        startServer(
+          {
+            init: () => ({ state: 0 }),
+            // @ts-expect-error `timout` is not an action field
+            handlePacket(_packet, count) {
+              return { state: count, timout: 5 };
+            },
+          },
+          undefined,
+          0,
+        ),
+      () =>
+        startServer(
+          {
+            init: () => undefined,
+            handlePacket: () => undefined,
+            // @ts-expect-error `repl` is not an action field (an element of an action array, async)
+            handleCall: async (_request, _from) => [{ send: "x" }, { repl: 1 }],
+          },
+          undefined,
+          0,
+        ),
+      () =>
+        startServer(
+          // @ts-expect-error `clsoe` is not an action field
+          { init: () => ({ clsoe: true }), handlePacket: () => undefined },
+          undefined,
+          0,
+        ),
+    ];
+    // The same handlers with the right fields compile, and the state type is inferred from init.
+    const ok = () =>
+      startServer(
+        {
+          init: () => ({ state: 0, timeout: 1000 }),
+          handlePacket: (packet, count) => ({ state: count + 1, send: packet }),
+          handleCall: async (_request, _from, count) => [{ reply: count }, { close: true }],
+          timeout: () => ({ stop: "idle" }),
+        },
+        undefined,
+        0,
+      );
+    expectTypeOf<ReturnType<typeof ok>>().toEqualTypeOf<Promise<Server<number, undefined>>>();
+    expect([...starts, ok]).toHaveLength(5);
+  });
+
+  test("an unknown action field is a compile error in a `satisfies Handler` handler passed to startServer", () => {
+    const typo = {
+      init: () => ({ state: 0 }),
+      handlePacket: (packet, count) => ({ state: count + 1, sned: packet }),
+    } satisfies Handler<number>;
+    // @ts-expect-error `sned` is not an action field
+    const start = () => startServer(typo, undefined, 0);
+    expect(start).toBeDefined();
+  });
+
+  test("the handler's packet type follows the encoding option", () => {
+    const utf8 = () =>
+      startServer(
+        {
+          init: () => undefined,
+          handlePacket: (packet) => {
+            expectTypeOf(packet).toEqualTypeOf<string>();
+            return { send: packet.toUpperCase() };
+          },
+        },
+        undefined,
+        0,
+        { encoding: "utf8", packet: "line" },
+      );
+    const binary = () =>
+      startServer(
+        {
+          init: () => undefined,
+          handlePacket: (packet) => {
+            expectTypeOf(packet).toEqualTypeOf<Uint8Array>();
+            return { send: packet };
+          },
+        },
+        undefined,
+        0,
+        { hostname: "127.0.0.1" },
+      );
+    const options: ServerOptions = { encoding: "utf8" };
+    const unknownEncoding = () =>
+      startServer(
+        {
+          init: () => undefined,
+          handlePacket: (packet) => {
+            expectTypeOf(packet).toEqualTypeOf<Packet>();
+            return undefined;
+          },
+        },
+        undefined,
+        0,
+        options,
+      );
+    // A handler annotated for strings fits a utf8 server.
+    const strings: Handler<undefined, unknown, string> = {
+      init: () => undefined,
+      handlePacket: () => undefined,
+    };
+    const fine = () => startServer(strings, undefined, 0, { encoding: "utf8" });
+    expectTypeOf<Parameters<Handler["handlePacket"]>[0]>().toEqualTypeOf<Packet>();
+    expect([utf8, binary, unknownEncoding, fine]).toHaveLength(4);
   });
 
   test("the server's API has the documented types", () => {
@@ -160,7 +315,14 @@ describe("startServer and Server", () => {
     const badPacket: ServerOptions = { packet: 3 };
     // @ts-expect-error encoding is "binary" | "utf8"
     const badEncoding: ServerOptions = { encoding: "latin1" };
-    expect([ok, unknown, badPacket, badEncoding]).toHaveLength(4);
+    // Passed straight to startServer, an unknown option is a compile error too.
+    // @ts-expect-error unknown option
+    const start = () =>
+      startServer({ init: () => undefined, handlePacket: () => undefined }, undefined, 0, {
+        hostname: "x",
+        bogus: 1,
+      });
+    expect([ok, unknown, badPacket, badEncoding, start]).toHaveLength(5);
   });
 });
 
@@ -168,8 +330,11 @@ describe("Connection, From, Meta", () => {
   test("the connection handle has the documented methods", () => {
     expectTypeOf<Connection["id"]>().toEqualTypeOf<number>();
     expectTypeOf<Connection["call"]>().toEqualTypeOf<
-      (request: unknown, timeoutMs?: number) => Promise<unknown>
+      <R = unknown>(request: unknown, timeoutMs?: number) => Promise<R>
     >();
+    expectTypeOf<ReturnType<Connection["call"]>>().toEqualTypeOf<Promise<unknown>>();
+    const typed = (conn: Connection) => conn.call<number>("count");
+    expectTypeOf<ReturnType<typeof typed>>().toEqualTypeOf<Promise<number>>();
     expectTypeOf<Connection["cast"]>().toEqualTypeOf<(message: unknown) => void>();
     expectTypeOf<Connection["notify"]>().toEqualTypeOf<(event: unknown) => void>();
     expectTypeOf<Connection["sendSync"]>().toEqualTypeOf<(packet: Outgoing) => Promise<void>>();
