@@ -11,12 +11,16 @@
  * `events.drain(socket)` when a short write can be retried, `events.end(socket)` when the peer half-closes,
  * `events.close(socket, error?)` exactly once when the socket is gone, and (3) offer a socket whose
  * `write` returns the number of bytes taken (never buffering silently: the library keeps the queue),
- * and whose `pause`/`resume` stop and restart reading. The simplest custom transport wraps {@link tcp}
- * and transforms the bytes in both directions; see the README.
+ * and whose `pause`/`resume` stop and restart reading. A listener that holds accepted sockets before
+ * calling `open` (to read a header first) (4) counts them in {@link TransportListener.pendingSockets}
+ * and closes them when it stops. The simplest custom transport wraps {@link tcp} and transforms the
+ * bytes in both directions; see the README.
  *
  * @module
  */
-import { ArgumentError, OptionError } from "../errors.ts";
+// tcp() and the Bun handler cast live in files of their own; importers of this module keep finding them here.
+export { bunHandlers } from "./bun-options.ts";
+export { type TcpOptions, tcp } from "./tcp.ts";
 
 /** The socket surface the library uses (a subset of Bun's `Socket`). */
 export interface TransportSocket {
@@ -57,11 +61,31 @@ export interface TransportEvents {
   handshake(socket: TransportSocket, success: boolean, authorizationError: Error | null): void;
 }
 
-/** A bound listener. */
+/**
+ * A bound listener.
+ *
+ * A listener that holds accepted sockets for a while before it hands them to the library (reading a
+ * TLS ClientHello to pick a certificate, reading a PROXY protocol header) reports how many it holds
+ * in `pendingSockets`. Each of them is an open file descriptor the library never saw: the server's
+ * open-file guard adds them to its own count, so that sockets parked in a listener cannot take the
+ * process to its descriptor limit unnoticed. A listener that hands every socket over in `open` leaves
+ * it undefined (= 0). Sockets still pending when the listener stops are the listener's to close.
+ *
+ * @example
+ * class SniffingListener implements TransportListener {
+ *   readonly #held = new Set<TransportSocket>();
+ *   get pendingSockets(): number {
+ *     return this.#held.size;
+ *   }
+ *   // port, hostname, stop(): close the held sockets too
+ * }
+ */
 export interface TransportListener {
   /** The bound port (0 for Unix sockets). */
   readonly port: number;
   readonly hostname: string;
+  /** Sockets accepted and still held by the listener, not yet handed to the library (`open` not called). @default 0 */
+  readonly pendingSockets?: number;
   /** Stops listening; `closeActive` also closes accepted sockets. */
   stop(closeActive?: boolean): void;
 }
@@ -117,72 +141,6 @@ export interface Transport {
     authorizationError: Error | null,
     isServer: boolean,
   ): Error | undefined;
-}
-
-/** Options of {@link tcp}. */
-export interface TcpOptions {
-  /** Restrict a `"::"` listener to IPv6. */
-  readonly ipv6Only?: boolean;
-}
-
-type BunHandlers = Bun.SocketHandler<unknown>;
-
-/** Bun's handler table for our events (Bun calls them with its own Socket type). */
-export function bunHandlers(events: TransportEvents): BunHandlers {
-  return events as unknown as BunHandlers;
-}
-
-class TcpTransport implements Transport {
-  readonly name = "tcp";
-  readonly secure = false;
-  readonly #ipv6Only: boolean;
-
-  constructor(options: TcpOptions) {
-    this.#ipv6Only = options.ipv6Only === true;
-  }
-
-  listen(request: ListenRequest): TransportListener {
-    const listener = Bun.listen<unknown>({
-      hostname: request.hostname,
-      port: request.port,
-      socket: bunHandlers(request.events),
-      data: request.data,
-      allowHalfOpen: true,
-      // Not in Bun's listen types, but honoured (BUN-SOCKETS.md §1).
-      ...({ reusePort: request.reusePort, ipv6Only: this.#ipv6Only } as object),
-    });
-    return listener;
-  }
-
-  connect(request: ConnectRequest): Promise<TransportSocket> {
-    return Bun.connect<unknown>({
-      hostname: request.hostname,
-      port: request.port,
-      socket: bunHandlers(request.events),
-      data: request.data,
-      allowHalfOpen: true,
-    }) as Promise<TransportSocket>;
-  }
-}
-
-/**
- * Plain TCP (the default transport).
- *
- * @example
- * await startServer(handler, undefined, 0, { transport: tcp() });
- */
-export function tcp(options: TcpOptions = {}): Transport {
-  if (options === null || typeof options !== "object" || Array.isArray(options)) {
-    throw new ArgumentError("options", "an object", options);
-  }
-  for (const key of Object.keys(options)) {
-    if (key !== "ipv6Only")
-      throw new OptionError(key, "a known option", (options as Record<string, unknown>)[key]);
-  }
-  if (options.ipv6Only !== undefined && typeof options.ipv6Only !== "boolean") {
-    throw new OptionError("ipv6Only", "a boolean", options.ipv6Only);
-  }
-  return new TcpTransport(options);
 }
 
 /** Whether `value` looks like a {@link Transport}. */

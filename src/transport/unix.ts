@@ -12,13 +12,13 @@
 import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { OptionError } from "../errors.ts";
-import {
-  bunHandlers,
-  type ConnectRequest,
-  type ListenRequest,
-  type Transport,
-  type TransportListener,
-  type TransportSocket,
+import { bunConnect, bunListen } from "./bun-options.ts";
+import type {
+  ConnectRequest,
+  ListenRequest,
+  Transport,
+  TransportListener,
+  TransportSocket,
 } from "./transport.ts";
 
 /** Paths this process listens on (a second bind on one path would fail anyway). */
@@ -36,12 +36,7 @@ class UnixTransport implements Transport {
   listen(request: ListenRequest): TransportListener {
     const path = this.path;
     if (!path.startsWith("\0")) removeStale(path);
-    const listener = Bun.listen<unknown>({
-      unix: path,
-      socket: bunHandlers(request.events),
-      data: request.data,
-      allowHalfOpen: true,
-    });
+    const listener = bunListen({ endpoint: { unix: path }, handlers: request.events, data: request.data });
     listening.add(path);
     let stopped = false;
     return {
@@ -57,12 +52,7 @@ class UnixTransport implements Transport {
   }
 
   connect(request: ConnectRequest): Promise<TransportSocket> {
-    return Bun.connect<unknown>({
-      unix: this.path,
-      socket: bunHandlers(request.events),
-      data: request.data,
-      allowHalfOpen: true,
-    }) as Promise<TransportSocket>;
+    return bunConnect({ endpoint: { unix: this.path }, handlers: request.events, data: request.data });
   }
 }
 

@@ -23,7 +23,8 @@ import {
   type TlsOptions,
   tls,
 } from "../../src/index.ts";
-import { encodeAlpn, readServerName } from "../../src/transport/tls.ts";
+import { readServerName } from "../../src/transport/tls/client-hello.ts";
+import { encodeAlpn } from "../../src/transport/tls/options.ts";
 import { thrown } from "../helpers/errors.ts";
 import { cleanup, startTestServer, trackStop } from "../helpers/server.ts";
 import { closeTlsHelpers, fixturePath, pem, spyTransport, TestClient } from "../helpers/tls.ts";

@@ -1,0 +1,100 @@
+/**
+ * The one place that builds `Bun.listen` / `Bun.connect` option blocks, for every built-in transport
+ * (tcp, tls, unix) and the `sni` listener, so that the settings every socket needs cannot drift apart:
+ *
+ * - `allowHalfOpen: true`: the library decides when to close after the peer's FIN (a server may still
+ *   answer a half-closed client); Bun's default closes right after `end`.
+ * - `reusePort` / `ipv6Only` on listen: Bun honours them there although its listen types omit them.
+ * - one handler table shared by all sockets, dispatching through `socket.data` (no closure per socket).
+ *
+ * See docs/bun-sockets.md for the Bun behaviours behind these choices.
+ *
+ * @module
+ * @internal
+ */
+import type { TransportEvents, TransportSocket } from "./transport.ts";
+
+/** Where a socket listens or connects: a TCP host and port, or a Unix socket path. */
+export type Endpoint = { readonly hostname: string; readonly port: number } | { readonly unix: string };
+
+/** What a transport wants of one `Bun.listen` / `Bun.connect` call. */
+export interface BunSocketSetup {
+  readonly endpoint: Endpoint;
+  /** The library's event table, or a transport's own (the `sni` listener's sniffing table). */
+  readonly handlers: TransportEvents | object;
+  /** `socket.data` of the new socket(s). */
+  readonly data: unknown;
+  /** Bun TLS options (already validated and converted). */
+  readonly tls?: object;
+  /** Listen only: SO_REUSEPORT (several acceptors on one port). */
+  readonly reusePort?: boolean;
+  /** Listen only: restrict a `"::"` listener to IPv6. */
+  readonly ipv6Only?: boolean;
+}
+
+/** The Bun socket surface used by TLS upgrades (`upgradeTLS` also takes the undocumented `initialData`). */
+export interface UpgradableSocket extends TransportSocket {
+  upgradeTLS(options: {
+    isServer?: boolean;
+    tls: object;
+    socket: unknown;
+    data: unknown;
+    initialData?: Uint8Array;
+  }): [TransportSocket, TransportSocket] | undefined;
+}
+
+/** Bun's handler table for our events (Bun calls them with its own Socket type). */
+export function bunHandlers(events: TransportEvents | object): Bun.SocketHandler<unknown> {
+  return events as unknown as Bun.SocketHandler<unknown>;
+}
+
+/**
+ * The option block of a `Bun.listen` (`forListen`) or `Bun.connect` call.
+ *
+ * @example
+ * Bun.listen(bunSocketOptions({ endpoint: { hostname, port }, handlers, data, reusePort }, true) as never);
+ */
+export function bunSocketOptions(setup: BunSocketSetup, forListen: boolean): Record<string, unknown> {
+  const block: Record<string, unknown> = {
+    ...setup.endpoint,
+    socket: bunHandlers(setup.handlers),
+    data: setup.data,
+    allowHalfOpen: true,
+  };
+  if (setup.tls !== undefined) block.tls = setup.tls;
+  if (forListen) {
+    if (setup.reusePort !== undefined) block.reusePort = setup.reusePort;
+    if (setup.ipv6Only !== undefined) block.ipv6Only = setup.ipv6Only;
+  }
+  return block;
+}
+
+/** A bound Bun listener, as the transports use it (TCP and Unix listeners alike). */
+export interface BunListener {
+  readonly port: number;
+  readonly hostname: string;
+  stop(closeActive?: boolean): void;
+}
+
+/**
+ * `Bun.listen` with {@link bunSocketOptions}; throws Bun's errno error (`EADDRINUSE`, …).
+ *
+ * @example
+ * const listener = bunListen({ endpoint: { hostname: "127.0.0.1", port: 0 }, handlers, data });
+ */
+export function bunListen(setup: BunSocketSetup): BunListener {
+  // One call site for both overloads: the block has `hostname`/`port` or `unix`, as Bun expects.
+  return Bun.listen<unknown>(bunSocketOptions(setup, true) as unknown as Bun.TCPSocketListenOptions<unknown>);
+}
+
+/**
+ * `Bun.connect` with {@link bunSocketOptions}; rejects with Bun's errno error (`ECONNREFUSED`, …).
+ *
+ * @example
+ * const socket = await bunConnect({ endpoint: { hostname: "127.0.0.1", port }, handlers, data });
+ */
+export function bunConnect(setup: BunSocketSetup): Promise<TransportSocket> {
+  return Bun.connect<unknown>(
+    bunSocketOptions(setup, false) as unknown as Bun.TCPSocketConnectOptions<unknown>,
+  ) as Promise<TransportSocket>;
+}
