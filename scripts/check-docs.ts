@@ -82,7 +82,13 @@ try {
     join(work, "tsconfig.json"),
     JSON.stringify({
       extends: join(root, "tsconfig.json"),
-      compilerOptions: { typeRoots: [join(root, "node_modules/@types")], noUnusedLocals: false },
+      compilerOptions: {
+        typeRoots: [join(root, "node_modules/@types")],
+        noUnusedLocals: false,
+        // The work folder is outside the repository: resolve the dev dependencies a block imports
+        // (mitata, in the guide's benchmark example) from the repository's node_modules.
+        paths: { "*": [join(root, "node_modules/*")] },
+      },
       include: ["*.ts"],
       exclude: [],
     }),
