@@ -25,6 +25,7 @@ import {
   SocketConnectError,
 } from "./errors.ts";
 import type { Connection, ExitReason, Handler } from "./handler.ts";
+import type { CheckedActions, Encoding, PacketFor, UnlessIgnored } from "./handler-check.ts";
 import {
   CONNECTOR_KEYS,
   type ConnectorOptions,
@@ -223,11 +224,27 @@ class NamedConnector implements ConnectionOwner {
  * server connection), or `undefined` when `init` returns "ignore". Rejects with
  * {@link SocketConnectError} (`code` `ECONNREFUSED`, `ETIMEDOUT`, `ENOTFOUND`, …).
  *
+ * As with `startServer`, a handler written as an object literal (or with `satisfies Handler<S>`)
+ * has its actions checked for unknown fields and its packet type taken from `encoding`; the
+ * result has no `undefined` unless `init` can return `"ignore"`.
+ *
  * @example
  * const conn = await startConnector(handler, undefined, "127.0.0.1", 8080, { connectTimeout: 1000 });
  * await conn?.call("ping");
  */
-export async function startConnector<S = undefined, I = unknown>(
+export function startConnector<
+  S = undefined,
+  I = unknown,
+  E extends Encoding | undefined = undefined,
+  T = Handler<S, I, PacketFor<E>>,
+>(
+  handler: Handler<S, I, PacketFor<E>> & T & NoInfer<CheckedActions<T>>,
+  init: I,
+  host: string,
+  port: number,
+  options?: ConnectorOptions & { encoding?: E },
+): Promise<UnlessIgnored<T, "init", Connection>>;
+export async function startConnector<S, I>(
   handler: Handler<S, I>,
   init: I,
   host: string,

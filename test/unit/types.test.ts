@@ -25,6 +25,7 @@ import {
   type Server,
   type ServerOptions,
   SockerlError,
+  startConnector,
   startServer,
   whereis,
 } from "../../src/index.ts";
@@ -316,13 +317,67 @@ describe("startServer and Server", () => {
     // @ts-expect-error encoding is "binary" | "utf8"
     const badEncoding: ServerOptions = { encoding: "latin1" };
     // Passed straight to startServer, an unknown option is a compile error too.
-    // @ts-expect-error unknown option
     const start = () =>
       startServer({ init: () => undefined, handlePacket: () => undefined }, undefined, 0, {
         hostname: "x",
+        // @ts-expect-error unknown option
         bogus: 1,
       });
     expect([ok, unknown, badPacket, badEncoding, start]).toHaveLength(5);
+  });
+});
+
+describe("startConnector", () => {
+  test("resolves to Connection, or Connection | undefined when init may return 'ignore'", () => {
+    const plain = () =>
+      startConnector(
+        { init: () => ({ state: 0 }), handlePacket: () => undefined },
+        undefined,
+        "127.0.0.1",
+        1,
+      );
+    expectTypeOf<ReturnType<typeof plain>>().toEqualTypeOf<Promise<Connection>>();
+    const ignores = () =>
+      startConnector(
+        { init: (go: boolean) => (go ? undefined : "ignore"), handlePacket: () => undefined },
+        true,
+        "127.0.0.1",
+        1,
+      );
+    expectTypeOf<ReturnType<typeof ignores>>().toEqualTypeOf<Promise<Connection | undefined>>();
+    const handler: Handler = { init: () => undefined, handlePacket: () => undefined };
+    const annotated = () => startConnector(handler, undefined, "127.0.0.1", 1);
+    expectTypeOf<ReturnType<typeof annotated>>().toEqualTypeOf<Promise<Connection | undefined>>();
+    expect([plain, ignores, annotated]).toHaveLength(3);
+  });
+
+  test("checks actions for unknown fields and types packets by encoding", () => {
+    const typo = () =>
+      startConnector(
+        {
+          init: () => ({ send: "hello\n" }),
+          // @ts-expect-error `stat` is not an action field
+          handlePacket: (packet) => ({ stat: packet }),
+        },
+        undefined,
+        "127.0.0.1",
+        1,
+      );
+    const utf8 = () =>
+      startConnector(
+        {
+          init: () => undefined,
+          handlePacket: (line) => {
+            expectTypeOf(line).toEqualTypeOf<string>();
+            return { send: line.trim() };
+          },
+        },
+        undefined,
+        "127.0.0.1",
+        1,
+        { encoding: "utf8", packet: "line" },
+      );
+    expect([typo, utf8]).toHaveLength(2);
   });
 });
 
