@@ -10,61 +10,104 @@
 
 /** The 4 bytes of a dotted-quad IPv4 address, or `undefined` when `text` is not one. */
 export function parseIPv4(text: string): Uint8Array | undefined {
-  const parts = text.split(".");
-  if (parts.length !== 4) return undefined;
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const part = parts[i]!;
-    if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
-    const value = Number(part);
-    if (value > 255) return undefined;
-    out[i] = value;
+  return readIPv4(text, 0, text.length, out, 0) ? out : undefined;
+}
+
+/** Reads a dotted quad from `text[start, end)` into `out[at..at+3]`; one pass, no allocation. */
+function readIPv4(text: string, start: number, end: number, out: Uint8Array, at: number): boolean {
+  let part = 0;
+  let value = 0;
+  let digits = 0;
+  for (let i = start; i <= end; i++) {
+    const c = i === end ? 0x2e : text.charCodeAt(i);
+    if (c === 0x2e) {
+      // "." (or the end): a part of 1 to 3 digits, no leading zero, at most 255
+      if (digits === 0 || part > 3) return false;
+      out[at + part++] = value;
+      value = 0;
+      digits = 0;
+    } else if (c >= 0x30 && c <= 0x39) {
+      if (digits > 0 && value === 0) return false; // leading zero
+      value = value * 10 + (c - 0x30);
+      if (++digits > 3 || value > 255) return false;
+    } else {
+      return false;
+    }
   }
-  return out;
+  return part === 4;
 }
 
 /** The 16 bytes of an IPv6 address, or `undefined` when `text` is not one. */
 export function parseIPv6(text: string): Uint8Array | undefined {
-  if (text.length < 2 || text.length > 45) return undefined;
-  const double = text.indexOf("::");
-  if (double !== -1 && text.indexOf("::", double + 1) !== -1) return undefined;
-  const head = double === -1 ? text : text.slice(0, double);
-  const tail = double === -1 ? "" : text.slice(double + 2);
-  const headGroups = head === "" ? [] : head.split(":");
-  const tailGroups = tail === "" ? [] : tail.split(":");
-  const words: number[] = [];
-  const all = [...headGroups, ...tailGroups];
-  // A dotted quad may end the address (`::ffff:1.2.3.4`): two 16-bit words.
-  let v4: Uint8Array | undefined;
-  const last = all[all.length - 1];
-  if (last?.includes(".")) {
-    v4 = parseIPv4(last);
-    if (v4 === undefined) return undefined;
-    if (tailGroups.length > 0) tailGroups.pop();
-    else headGroups.pop();
+  const n = text.length;
+  if (n < 2 || n > 45) return undefined;
+  const words = new Uint16Array(8);
+  let count = 0; // words read
+  let gap = -1; // index in `words` where "::" stood
+  let i = 0;
+  if (text.charCodeAt(0) === 0x3a) {
+    if (text.charCodeAt(1) !== 0x3a) return undefined;
+    gap = 0;
+    i = 2;
+    if (i === n) return new Uint8Array(16); // "::"
   }
-  const groupWords = (groups: string[]): number[] | undefined => {
-    const out: number[] = [];
-    for (const g of groups) {
-      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-      out.push(Number.parseInt(g, 16));
-    }
-    return out;
-  };
-  const h = groupWords(headGroups);
-  const t = groupWords(tailGroups);
-  if (h === undefined || t === undefined) return undefined;
-  const explicit = h.length + t.length + (v4 === undefined ? 0 : 2);
-  if (double === -1 ? explicit !== 8 : explicit > 7) return undefined;
-  words.push(...h);
-  for (let i = explicit; i < 8; i++) words.push(0);
-  words.push(...t);
   const out = new Uint8Array(16);
-  for (let i = 0; i < words.length; i++) {
-    out[2 * i] = words[i]! >> 8;
-    out[2 * i + 1] = words[i]! & 0xff;
+  let v4 = false;
+  for (;;) {
+    // One group: 1 to 4 hex digits, or a dotted quad that ends the address.
+    let value = 0;
+    let digits = 0;
+    const groupStart = i;
+    while (i < n) {
+      const c = text.charCodeAt(i);
+      const d =
+        c >= 0x30 && c <= 0x39
+          ? c - 0x30
+          : c >= 0x61 && c <= 0x66
+            ? c - 87
+            : c >= 0x41 && c <= 0x46
+              ? c - 55
+              : -1;
+      if (d < 0) break;
+      value = (value << 4) | d;
+      if (++digits > 4) break;
+      i++;
+    }
+    if (i < n && text.charCodeAt(i) === 0x2e) {
+      if (count > 6 || !readIPv4(text, groupStart, n, out, 12)) return undefined;
+      v4 = true;
+      break;
+    }
+    if (digits === 0 || digits > 4 || count === 8) return undefined;
+    words[count++] = value;
+    if (i === n) break;
+    if (text.charCodeAt(i) !== 0x3a) return undefined;
+    i++;
+    if (text.charCodeAt(i) === 0x3a) {
+      if (gap !== -1) return undefined; // a second "::"
+      gap = count;
+      i++;
+      if (i === n) break;
+    } else if (i === n) {
+      return undefined; // a trailing single ":"
+    }
   }
-  if (v4 !== undefined) out.set(v4, 12);
+  const total = count + (v4 ? 2 : 0);
+  if (gap === -1 ? total !== 8 : total > 7) return undefined;
+  // Words before the gap stay in front; the ones after it go to the end (before a dotted quad).
+  const tail = gap === -1 ? 0 : count - gap;
+  const front = count - tail;
+  const last = v4 ? 6 : 8;
+  for (let w = 0; w < front; w++) {
+    out[2 * w] = words[w]! >> 8;
+    out[2 * w + 1] = words[w]! & 0xff;
+  }
+  for (let w = 0; w < tail; w++) {
+    const to = last - tail + w;
+    out[2 * to] = words[front + w]! >> 8;
+    out[2 * to + 1] = words[front + w]! & 0xff;
+  }
   return out;
 }
 

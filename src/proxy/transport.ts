@@ -50,8 +50,11 @@ const MESSAGE_PREFIX = "Bad PROXY protocol header: ";
 /** Per-socket state during the header stage. */
 class Pending {
   chunks: Uint8Array | undefined = undefined;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
-  constructor(readonly listener: ProxyListener) {}
+  constructor(
+    readonly listener: ProxyListener,
+    /** `performance.now()` past which the header is late. */
+    readonly deadline: number,
+  ) {}
 }
 
 /** The socket surface needed here (Bun's socket). */
@@ -70,6 +73,12 @@ class ProxyListener implements TransportListener {
   readonly tlsEvents: TransportEvents;
   /** The header of the socket being upgraded right now (upgradeTLS may fire `open` inside the call). */
   upgrading: ProxyHeader | undefined = undefined;
+  /**
+   * One coarse sweep per listener finds late headers, instead of a timer per connection (a timer
+   * set and cleared per accept costs more than parsing the header). A late header is therefore
+   * dropped between `timeoutMs` and `timeoutMs` plus a quarter of it (at most 1 s more).
+   */
+  readonly #sweep: ReturnType<typeof setInterval>;
 
   constructor(
     readonly inner: Transport,
@@ -96,6 +105,20 @@ class ProxyListener implements TransportListener {
       // Not in Bun's listen types, but honoured: several processes can then bind the port.
       ...({ reusePort: request.reusePort } as object),
     });
+    this.#sweep = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, options.timeoutMs / 4)));
+    this.#sweep.unref();
+  }
+
+  /** Rejects the sockets whose header is late. */
+  sweep(): void {
+    if (this.pending.size === 0) return;
+    const now = performance.now();
+    for (const socket of this.pending) {
+      const p = socket.data;
+      if (p instanceof Pending && p.deadline <= now) {
+        this.reject(socket, `no complete header within ${this.options.timeoutMs} ms`);
+      }
+    }
   }
 
   get port(): number {
@@ -113,10 +136,9 @@ class ProxyListener implements TransportListener {
 
   stop(closeActive?: boolean): void {
     this.#listener.stop(closeActive === true);
+    clearInterval(this.#sweep);
     // Sockets in the header stage belong to nobody yet: they go with the listener.
     for (const socket of this.pending) {
-      const p = socket.data;
-      if (p instanceof Pending) clearTimeout(p.timer);
       socket.data = TWIN;
       socket.terminate();
     }
@@ -125,8 +147,6 @@ class ProxyListener implements TransportListener {
 
   /** Drops a socket in the header stage (RST: a bad header must not be answered) and reports why. */
   reject(socket: TransportSocket, info: string, cause?: unknown): void {
-    const p = socket.data;
-    if (p instanceof Pending) clearTimeout(p.timer);
     this.pending.delete(socket);
     socket.data = TWIN;
     socket.terminate();
@@ -134,8 +154,7 @@ class ProxyListener implements TransportListener {
   }
 
   /** Header complete: record it and hand the socket (and the bytes after the header) to the library. */
-  handOff(socket: BunSocket, p: Pending, header: ProxyHeader, rest: Uint8Array): void {
-    clearTimeout(p.timer);
+  handOff(socket: BunSocket, header: ProxyHeader, rest: Uint8Array): void {
     this.pending.delete(socket);
     const request = this.request;
     setProxyHeader(socket, header);
@@ -173,17 +192,12 @@ function handlersFor(listener: ProxyListener): Record<string, unknown> {
   const events = listener.request.events;
   return {
     open(socket: BunSocket) {
-      const p = new Pending(listener);
-      socket.data = p;
+      socket.data = new Pending(listener, performance.now() + listener.options.timeoutMs);
       if (!listener.trusted(socket.remoteAddress)) {
         listener.reject(socket, "the source address is not trusted to send one");
         return;
       }
       listener.pending.add(socket);
-      p.timer = setTimeout(() => {
-        if (socket.data === p)
-          listener.reject(socket, `no complete header within ${listener.options.timeoutMs} ms`);
-      }, listener.options.timeoutMs);
     },
     data(socket: BunSocket, chunk: Uint8Array) {
       const p = socket.data;
@@ -239,7 +253,7 @@ function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, c
     listener.reject(socket, `version ${result.header.version} is not accepted here`);
     return;
   }
-  listener.handOff(socket, p, result.header, bytes.subarray(result.length));
+  listener.handOff(socket, result.header, bytes.subarray(result.length));
 }
 
 class ProxyTransport implements Transport {
