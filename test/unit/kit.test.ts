@@ -305,6 +305,40 @@ describe("connectors and pools", () => {
   });
 });
 
+describe("the real process: plans and tracing", () => {
+  test("connectorDebug trace lines come out as on TCP", async () => {
+    const sink = captureSink();
+    await using kit = testKit();
+    const server = await kit.startServer(echo, undefined, { connectorDebug: ["trace"] });
+    const peer = await kit.connect(server);
+    await peer.write("foo");
+    await peer.read(3);
+    const id = peer.connection!.id;
+    expect(sink.lines).toContain(`*DBG* Sockerl connector <${id}> got packet "foo"`);
+    await kit.close(); // the last trace lines (terminating) go to the capture too
+    sink.restore();
+  });
+
+  test("a pool follows its plan: the scripted server drops a connector, it reconnects", async () => {
+    await using kit = testKit();
+    const upstream = kit.listen();
+    const pool = await kit.startPool(
+      { init: () => undefined, handlePacket: () => undefined },
+      undefined,
+      [upstream],
+      { plan: [{ restart: 0 }] },
+    );
+    const first = await upstream.accept();
+    const [[idBefore]] = pool.connections() as [[number, unknown]];
+    first.reset();
+    const second = await upstream.accept();
+    expect(second).not.toBe(first);
+    await Bun.sleep(0);
+    expect(pool.connections().length).toBe(1);
+    expect(pool.connections()[0]![0]).toBe(idBefore);
+  });
+});
+
 describe("driver", () => {
   test("push delivers synchronously; sends are counted and collected", async () => {
     await using kit = testKit();
@@ -347,6 +381,21 @@ describe("clean-up and leak check", () => {
     const error = await kit.close().catch((e: unknown) => e);
     expect(error).toBeInstanceOf(TestLeakError);
     expect((error as TestLeakError).message).toContain("script bug");
+  });
+
+  test("a stop that hangs on a pending callback is reported, not waited for forever", async () => {
+    const kit = testKit({ stopTimeoutMs: 20 });
+    const server = await kit.startServer<undefined>(
+      { init: () => undefined, handlePacket: () => new Promise<undefined>(() => {}) },
+      undefined,
+    );
+    const peer = await kit.connect(server);
+    await peer.write("hang");
+    const error = await kit.close().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TestLeakError);
+    expect((error as TestLeakError).leaks[0]).toBe(
+      `server on memory port ${server.port} did not stop within 20 ms (a callback still pending?)`,
+    );
   });
 
   test("assertNoLeaks names open sockets while a test runs", async () => {
