@@ -1,7 +1,16 @@
 import { describe, expect, test } from "bun:test";
-import { FrameTooLargeError } from "../../src/errors.ts";
-import { encodeFrame, FrameDecoder, headerSize, type PacketFraming } from "../../src/framing/framing.ts";
+import { resp } from "../../examples/resp.ts";
+import { FrameTooLargeError, FramingError } from "../../src/errors.ts";
+import {
+  type Codec,
+  encodeFrame,
+  FrameDecoder,
+  headerSize,
+  type PacketFraming,
+} from "../../src/framing/framing.ts";
 import { concatBytes, hex } from "../helpers/client.ts";
+
+const bytes = (s: string): Uint8Array => new TextEncoder().encode(s);
 
 /** Seeded xorshift32: reproducible streams, no dependency. */
 function xorshift(seed: number): () => number {
@@ -198,4 +207,142 @@ describe("fuzz: adversarial streams", () => {
       }
     }
   });
+});
+
+// ------------------------------------------------------------------------- codecs and delimiters
+
+/** A 3-byte big-endian length that counts its own header, answering `-N` (exact sizes). */
+const selfCounting3: Codec = {
+  frameLength(b) {
+    if (b.length < 3) return -3;
+    const n = (b[0]! << 16) | (b[1]! << 8) | b[2]!;
+    if (n < 3) throw new RangeError("length shorter than its header");
+    return b.length >= n ? n : -n;
+  },
+};
+
+/** Frames ending in "\r\n" found by a codec that only answers 0 (no hint): the slow path. */
+const crlfNoHint: Codec = {
+  frameLength(b) {
+    for (let i = 1; i < b.length; i++) if (b[i] === 0x0a && b[i - 1] === 0x0d) return i + 1;
+    return 0;
+  },
+};
+
+interface CodecMode {
+  name: string;
+  framing: PacketFraming;
+  /** A random valid frame, exactly as it is on the wire and as it must come out. */
+  frame(rand: Rand): Uint8Array;
+}
+
+/** Random bytes that never contain `avoid` (so the delimiter appears only at the end). */
+function bytesWithout(rand: Rand, n: number, avoid: number): Uint8Array {
+  const out = new Uint8Array(n);
+  for (let i = 0; i < n; i++) {
+    const b = rand(256);
+    out[i] = b === avoid ? avoid ^ 1 : b;
+  }
+  return out;
+}
+
+const CODEC_MODES: CodecMode[] = [
+  {
+    name: '{ delimiter: "\\r\\n" }',
+    framing: { delimiter: "\r\n" },
+    frame: (rand) =>
+      concatBytes([bytesWithout(rand, frameSize(rand, 4000), 0x0a), Uint8Array.of(0x0d, 0x0a)]),
+  },
+  {
+    name: "{ delimiter: <00 ff 00> }",
+    framing: { delimiter: Uint8Array.of(0, 0xff, 0) },
+    frame: (rand) => concatBytes([bytesWithout(rand, frameSize(rand, 4000), 0), Uint8Array.of(0, 0xff, 0)]),
+  },
+  {
+    name: "codec answering -N",
+    framing: selfCounting3,
+    frame: (rand) => {
+      const body = frameSize(rand, 5000);
+      const out = new Uint8Array(body + 3);
+      const n = body + 3;
+      out[0] = n >> 16;
+      out[1] = (n >> 8) & 0xff;
+      out[2] = n & 0xff;
+      for (let i = 3; i < n; i++) out[i] = rand(256);
+      return out;
+    },
+  },
+  {
+    name: "codec answering 0",
+    framing: crlfNoHint,
+    frame: (rand) =>
+      concatBytes([bytesWithout(rand, frameSize(rand, 2000), 0x0a), Uint8Array.of(0x0d, 0x0a)]),
+  },
+];
+
+describe("fuzz: codecs and delimiters decode valid streams exactly", () => {
+  for (const [m, mode] of CODEC_MODES.entries()) {
+    test(mode.name, () => {
+      const rand = randOf(xorshift(0xfeed + m * 31));
+      for (let iter = 0; iter < 300; iter++) {
+        const frames = Array.from({ length: 1 + rand(30) }, () => mode.frame(rand));
+        const chunks = randomChunks(rand, concatBytes(frames));
+        const d = new FrameDecoder(mode.framing, rand(2) === 0 ? Number.POSITIVE_INFINITY : 70000);
+        const got: Uint8Array[] = [];
+        const lazy = rand(3) === 0;
+        for (const chunk of chunks) {
+          d.push(chunk);
+          const pulls = lazy ? rand(3) : Number.POSITIVE_INFINITY;
+          for (let p = 0; p < pulls; p++) {
+            const f = d.next();
+            if (f === undefined) break;
+            got.push(f);
+          }
+        }
+        for (let f = d.next(); f !== undefined; f = d.next()) got.push(f);
+        // Compared once the whole stream went through: frames handed out early must not have changed.
+        expect(got.map(hex)).toEqual(frames.map(hex));
+        expect(d.buffered).toBe(0);
+      }
+    });
+  }
+});
+
+describe("fuzz: codecs and delimiters on adversarial streams", () => {
+  for (const [m, mode] of [
+    ...CODEC_MODES,
+    { name: "RESP", framing: resp, frame: () => new Uint8Array(0) },
+  ].entries()) {
+    test(`${mode.name}: only FrameTooLargeError or FramingError escape, the buffer stays bounded`, () => {
+      const rand = randOf(xorshift(0xdead + m * 17));
+      let ended = 0;
+      for (let iter = 0; iter < 400; iter++) {
+        const max = rand(300);
+        const kind = rand(3);
+        const n = 1 + rand(3000);
+        const stream =
+          kind === 0
+            ? Uint8Array.from({ length: n }, () => rand(256))
+            : kind === 1
+              ? new Uint8Array(n).fill(0xff)
+              : bytes(`*3\r\n$3\r\nSET\r\n$${rand(100_000)}\r\n${"a".repeat(n)}`);
+        const d = new FrameDecoder(mode.framing, max);
+        let largestChunk = 0;
+        try {
+          for (const chunk of randomChunks(rand, stream)) {
+            largestChunk = Math.max(largestChunk, chunk.length);
+            d.push(chunk);
+            expect(d.buffered).toBeLessThanOrEqual(max + largestChunk);
+            for (let f = d.next(); f !== undefined; f = d.next()) expect(f.length).toBeLessThanOrEqual(max);
+          }
+        } catch (e) {
+          if (e instanceof FrameTooLargeError) expect(e.size).toBeGreaterThan(max);
+          else if (e instanceof FramingError) expect(e.code).toBe("ERR_FRAMING");
+          else throw e;
+          ended++;
+        }
+      }
+      expect(ended).toBeGreaterThan(50);
+    });
+  }
 });
