@@ -16,6 +16,7 @@
  */
 import { installClock } from "../clock.ts";
 import { TestLeakError } from "../errors.ts";
+import type { CheckedActions, Encoding, PacketFor, UnlessIgnored } from "../handler-check.ts";
 import {
   type Connection,
   type ConnectorOptions,
@@ -201,12 +202,22 @@ export class TestKit implements AsyncDisposable {
    * @example
    * const server = await kit.startServer(handler, undefined, { packet: 4 });
    */
-  async startServer<S = undefined, I = unknown>(
+  startServer<
+    S = undefined,
+    I = unknown,
+    E extends Encoding | undefined = undefined,
+    T = Handler<S, I, PacketFor<E>>,
+  >(
+    handler: Handler<S, I, PacketFor<E>> & T & NoInfer<CheckedActions<T>>,
+    init: I,
+    options?: Omit<ServerOptions, "transport"> & { encoding?: E },
+  ): Promise<Server<S, I>>;
+  async startServer<S, I>(
     handler: Handler<S, I>,
     init: I,
     options: Omit<ServerOptions, "transport"> = {},
   ): Promise<Server<S, I>> {
-    const server = await startServer(handler, init, 0, {
+    const server = await startServer<S, I, Encoding | undefined, Handler<S, I>>(handler, init, 0, {
       hostname: "127.0.0.1",
       ...options,
       transport: this.transport,
@@ -224,17 +235,34 @@ export class TestKit implements AsyncDisposable {
    * Starts a connector to a memory target (a {@link ScriptedListener}, a memory server or a port).
    * Resolves like the library's `startConnector`.
    */
-  async startConnector<S = undefined, I = unknown>(
+  startConnector<
+    S = undefined,
+    I = unknown,
+    E extends Encoding | undefined = undefined,
+    T = Handler<S, I, PacketFor<E>>,
+  >(
+    handler: Handler<S, I, PacketFor<E>> & T & NoInfer<CheckedActions<T>>,
+    init: I,
+    target: Target,
+    options?: Omit<ConnectorOptions, "transport"> & { encoding?: E },
+  ): Promise<UnlessIgnored<T, "init", Connection>>;
+  async startConnector<S, I>(
     handler: Handler<S, I>,
     init: I,
     target: Target,
     options: Omit<ConnectorOptions, "transport"> = {},
   ): Promise<Connection | undefined> {
     const port = typeof target === "number" ? target : target.port;
-    const conn = await startConnector(handler, init, "127.0.0.1", port, {
-      ...options,
-      transport: this.transport,
-    });
+    const conn = await startConnector<S, I, Encoding | undefined, Handler<S, I>>(
+      handler,
+      init,
+      "127.0.0.1",
+      port,
+      {
+        ...options,
+        transport: this.transport,
+      },
+    );
     if (conn !== undefined) this.track(conn, `connector <${conn.id}> to memory port ${port}`);
     return conn;
   }

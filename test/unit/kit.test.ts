@@ -7,7 +7,7 @@
  * fails when something was left running. STARTTLS on memory fails with a typed error saying so.
  */
 
-import { describe, expect, test } from "bun:test";
+import { describe, expect, expectTypeOf, test } from "bun:test";
 import { type Handler, type Packet, startServer, TlsHandshakeError, tls } from "../../src/index.ts";
 import {
   ManualClock,
@@ -302,6 +302,30 @@ describe("connectors and pools", () => {
     await using kit = testKit();
     const error = await kit.startConnector(echo, undefined, 999).catch((e: unknown) => e);
     expect((error as { code?: string }).code).toBe("ECONNREFUSED");
+  });
+});
+
+describe("types", () => {
+  test("kit.startServer checks a handler as startServer does: encoding types the packet, unknown action fields fail", async () => {
+    await using kit = testKit();
+    const server = await kit.startServer(
+      {
+        init: () => undefined,
+        handlePacket: (packet) => {
+          expectTypeOf(packet).toEqualTypeOf<string>();
+          return { send: packet.toUpperCase() };
+        },
+      },
+      undefined,
+      { encoding: "utf8" },
+    );
+    const peer = await kit.connect(server);
+    await peer.write("abc");
+    expect((await peer.read(3)).toString()).toBe("ABC");
+    const typeOnly = () =>
+      // @ts-expect-error `sned` is not an action field
+      kit.startServer({ init: () => undefined, handlePacket: (p: Uint8Array) => ({ sned: p }) }, undefined);
+    expect(typeof typeOnly).toBe("function");
   });
 });
 
