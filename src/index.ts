@@ -25,6 +25,7 @@ export {
   stopServer,
   wakeupAcceptors,
 } from "./api.ts";
+export { type ClusterHandle, type ClusterInfo, type ClusterOptions, cluster, workerId } from "./cluster.ts";
 export { DEFAULT_CONNECT_TIMEOUT, startConnector } from "./connector.ts";
 export {
   ArgumentError,
@@ -74,6 +75,16 @@ export type {
   ServerOptions,
 } from "./options.ts";
 export { Pool, startConnectorPool } from "./pool.ts";
+export {
+  encodeProxyHeader,
+  type ProxyHeader,
+  type ProxyHeaderInit,
+  type ProxySsl,
+  parseProxyHeader,
+  proxyHeaderOf,
+} from "./proxy/header.ts";
+export { type ProxyOptions, proxyOptions } from "./proxy/options.ts";
+export { proxyConnectTransport, proxyTransport } from "./proxy/transport.ts";
 export { whereis } from "./registry.ts";
 export { runningServers, Server, type ServerInfo, startServer } from "./server/server.ts";
 export { SHUTDOWN_EVENT, type StopOptions } from "./shutdown.ts";
