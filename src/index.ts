@@ -74,7 +74,8 @@ export type {
   PoolOptions,
   ServerOptions,
 } from "./options.ts";
-export { Pool, startConnectorPool } from "./pool.ts";
+export type { PoolStrategy } from "./pool/router.ts";
+export { Pool, type PoolInfo, type PoolReadyOptions, startConnectorPool } from "./pool.ts";
 export {
   encodeProxyHeader,
   type ProxyHeader,
@@ -88,7 +89,14 @@ export { proxyConnectTransport, proxyTransport } from "./proxy/transport.ts";
 export { whereis } from "./registry.ts";
 export { runningServers, Server, type ServerInfo, startServer } from "./server/server.ts";
 export { SHUTDOWN_EVENT, type StopOptions } from "./shutdown.ts";
-export type { Decision, Plan, PlanElement, PlanFunction } from "./supervisor.ts";
+export {
+  type BackoffOptions,
+  backoff,
+  type Decision,
+  type Plan,
+  type PlanElement,
+  type PlanFunction,
+} from "./supervisor.ts";
 export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";
 export type { DebugOption, Statistics, TraceSink } from "./trace.ts";
 export { type TlsOptions, tls } from "./transport/tls.ts";

@@ -8,6 +8,7 @@ import type { ConnectionSettings } from "./connection/process.ts";
 import { ArgumentError, OptionError } from "./errors.ts";
 import { isPacketFraming, type PacketFraming } from "./framing/framing.ts";
 import type { ReceiveMode } from "./handler.ts";
+import type { PoolStrategy } from "./pool/router.ts";
 import type { Plan } from "./supervisor.ts";
 import { type DebugOption, parseDebugOptions } from "./trace.ts";
 import { isTransport, type Transport, tcp } from "./transport/transport.ts";
@@ -114,12 +115,22 @@ export interface ConnectorOptions extends CommonOptions {
 export interface PoolOptions extends ConnectorOptions {
   /** Connectors per address. @default 1 */
   connectorCount?: number;
-  /** Restart plan for connectors. @default normal → delete, else stop the pool */
+  /** Restart plan for connectors. @default [backoff()]: reconnect forever, with exponential backoff */
   plan?: Plan;
-  /** Passes through the plan a connector may make. @default 1 */
+  /** Passes through the plan a connector may make. @default Infinity */
   planCount?: number;
   /** Start even when peers are down; every connect failure goes through the plan. @default false */
   watchdog?: boolean;
+  /**
+   * How `pool.call` (and cast, notify, sendAsync, sendSync) picks a live connector: `"round-robin"`,
+   * `"least-busy"` (fewest calls in flight), or a function of the live connectors and the request.
+   * @default "round-robin"
+   */
+  strategy?: PoolStrategy;
+  /** Requests that may wait while no connector is live; one more rejects with `PoolFullError`. @default 1000 */
+  maxWaiting?: number;
+  /** Milliseconds a request may wait for a live connector before `PoolTimeoutError`. @default 5000 */
+  waitTimeout?: number;
 }
 
 const COMMON_KEYS = [
@@ -166,6 +177,9 @@ export const POOL_KEYS: ReadonlySet<string> = new Set([
   "plan",
   "planCount",
   "watchdog",
+  "strategy",
+  "maxWaiting",
+  "waitTimeout",
 ]);
 
 /** Rejects a non-object and unknown keys; returns the options as a record. */

@@ -1,7 +1,9 @@
 /**
- * Connector pools: N connectors per address, each a child with its own restart-plan track. A child
- * that exits (or fails to connect) goes through the plan: `{ restart: ms }` reconnects and runs `init`
- * again, `"delete"` forgets it, `"wait"` keeps it idle, `"stop"` ends the pool.
+ * Connector pools: N connectors per address, each a child with its own restart-plan track, and a
+ * router that sends requests (`pool.call`, `cast`, `notify`, `sendAsync`, `sendSync`) to a live one
+ * (src/pool/router.ts). A child that exits (or fails to connect) goes through the plan: the default
+ * `[backoff()]` reconnects forever, `{ restart: ms }` reconnects and runs `init` again, `"delete"`
+ * forgets it, `"wait"` keeps it idle, `"stop"` ends the pool.
  *
  * ```text
  *   Pool ── slot 1..N ── connectOnce ──► running ConnectionProcess
@@ -15,25 +17,53 @@
  *
  * @module
  */
+import { backoff } from "./backoff.ts";
 import type { ConnectionOwner, ConnectionProcess } from "./connection/process.ts";
 import { shutdown } from "./connection/requests.ts";
 import { viewOf } from "./connection/view.ts";
 import { type ConnectSpec, connectOnce, connectSpec } from "./connector.ts";
-import { ArgumentError, NoProcError } from "./errors.ts";
-import type { Connection, ExitReason, Handler } from "./handler.ts";
+import { connectorDownChannel, connectorUpChannel } from "./diagnostics.ts";
+import { ArgumentError, NoProcError, OptionError } from "./errors.ts";
+import type { Connection, ExitReason, Handler, Outgoing } from "./handler.ts";
 import {
   booleanOption,
   checkOptionKeys,
+  milliseconds,
   POOL_KEYS,
   type PoolOptions,
   portArgument,
   positiveInteger,
   stringOption,
 } from "./options.ts";
+import { PoolRouter, type PoolStrategy, type RouterSettings } from "./pool/router.ts";
 import { register, unregister } from "./registry.ts";
 import { drainThenShutdown, Ending, type StopOptions } from "./shutdown.ts";
 import { type PlanTrack, RestartPlan } from "./supervisor.ts";
 import type { DebugOption } from "./trace.ts";
+
+/** What {@link Pool.info} reports. */
+export interface PoolInfo {
+  /** Connectors the pool has (live, connecting, waiting to reconnect, or kept by a `"wait"` plan step). */
+  readonly size: number;
+  /** Connectors that take requests now. */
+  readonly live: number;
+  /** Connectors connecting, or waiting for their reconnect delay. */
+  readonly connecting: number;
+  /** Requests waiting for a live connector. */
+  readonly waiting: number;
+  /** Calls sent to connectors and not answered yet. */
+  readonly inFlight: number;
+  /** Reconnects the plan has ordered since the pool started. */
+  readonly restarts: number;
+}
+
+/** Options of {@link Pool.ready}. */
+export interface PoolReadyOptions {
+  /** Live connectors to wait for. @default 1 */
+  readonly count?: number;
+  /** Milliseconds to wait before `PoolTimeoutError`. @default the pool's `waitTimeout` */
+  readonly timeoutMs?: number;
+}
 
 /** One child of a pool: an address, a plan track and (while running) a connection. */
 class Slot implements ConnectionOwner {
@@ -53,10 +83,12 @@ class Slot implements ConnectionOwner {
 
   childStarted(child: ConnectionProcess): void {
     this.conn = child;
+    this.pool.connectorUp(this, child);
   }
 
   childLeaving(child: ConnectionProcess): void {
     if (this.conn === child) this.conn = undefined;
+    this.pool.connectorDown(this, child);
   }
 
   channelInfo(): Record<string, unknown> {
@@ -79,12 +111,44 @@ export class Pool<S = unknown, I = unknown> {
   #slots = new Map<number, Slot>();
   #nextSlot = 1;
   #ending = new Ending(() => `pool ${this.name ?? "(unnamed)"}`);
+  readonly #router: PoolRouter;
+  readonly #waitTimeout: number;
+  #restarts = 0;
 
   /** @internal Use {@link startConnectorPool}. */
-  constructor(base: Omit<ConnectSpec, "host" | "port">, plan: RestartPlan, name: string | undefined) {
+  constructor(
+    base: Omit<ConnectSpec, "host" | "port">,
+    plan: RestartPlan,
+    name: string | undefined,
+    routing: RouterSettings,
+  ) {
     this.#base = base;
     this.#plan = plan;
     this.name = name;
+    this.#router = new PoolRouter(routing, name ?? "pool");
+    this.#waitTimeout = routing.waitTimeout;
+  }
+
+  /** @internal A connector's `init` completed: it is live. */
+  connectorUp(slot: Slot, child: ConnectionProcess): void {
+    if (this.#ending.stopping) return;
+    this.#router.up(child);
+    if (connectorUpChannel.hasSubscribers) {
+      connectorUpChannel.publish({ pool: this, connection: viewOf(child), id: slot.id });
+    }
+  }
+
+  /** @internal A connector stops being live (it is ending). */
+  connectorDown(slot: Slot, child: ConnectionProcess): void {
+    this.#router.down(child);
+    if (connectorDownChannel.hasSubscribers) {
+      connectorDownChannel.publish({
+        pool: this,
+        connection: viewOf(child),
+        id: slot.id,
+        reason: child.exitReason,
+      });
+    }
   }
 
   /** Live connectors as `[id, connection]` pairs (restarting and waiting ones are left out). */
@@ -162,6 +226,7 @@ export class Pool<S = unknown, I = unknown> {
     const decision = this.#plan.decide(slot.track, reason, slot.id);
     switch (decision.action) {
       case "restart":
+        this.#restarts++;
         slot.timer = setTimeout(() => {
           slot.timer = undefined;
           if (this.#ending.stopping || !this.#slots.has(slot.id)) return;
@@ -180,6 +245,88 @@ export class Pool<S = unknown, I = unknown> {
   }
 
   // ---------------------------------------------------------------- public API
+
+  /**
+   * Sends `request` to the `handleCall` of a live connector picked by `strategy`, and resolves with
+   * its reply (or rejects with what it passed to `from.reject`). With no connector live, the call
+   * waits (see `maxWaiting`, `waitTimeout`). A call still in the mailbox of a connector that ends is
+   * routed again; one its handler already took rejects with `NoProcError`.
+   *
+   * @param timeoutMs Milliseconds for the whole call, waiting included (`CallTimeoutError`). @default 5000
+   * @example
+   * const value = await pool.call({ get: "key" });
+   */
+  call<R = unknown>(request: unknown, timeoutMs?: number): Promise<R> {
+    return this.#router.call(request, timeoutMs) as Promise<R>;
+  }
+
+  /**
+   * Sends `message` to the `handleCast` of a live connector (or queues it while none is). Throws
+   * `PoolFullError` past `maxWaiting`, `NoProcError` once stopped. A cast that waits past
+   * `waitTimeout` is dropped.
+   *
+   * @example
+   * pool.cast({ publish: "news" });
+   */
+  cast(message: unknown): void {
+    this.#router.cast(message);
+  }
+
+  /** Like {@link Pool.cast}, to `handleEvent`. @example pool.notify("flush"); */
+  notify(event: unknown): void {
+    this.#router.notify(event);
+  }
+
+  /** Writes `packet` on a live connector, in order with its other events (like {@link Pool.cast}). @example pool.sendAsync("PING\r\n"); */
+  sendAsync(packet: Outgoing): void {
+    this.#router.sendAsync(packet);
+  }
+
+  /**
+   * Writes `packet` on a live connector; resolves once the bytes are with the kernel.
+   *
+   * @example
+   * await pool.sendSync("QUIT\r\n");
+   */
+  sendSync(packet: Outgoing): Promise<void> {
+    return this.#router.sendSync(packet);
+  }
+
+  /**
+   * Resolves once `count` connectors (default 1) are live; rejects with `PoolTimeoutError` after
+   * `timeoutMs` (default `waitTimeout`), with `NoProcError` if the pool stops first.
+   *
+   * @example
+   * await pool.ready({ count: 4, timeoutMs: 10_000 });
+   */
+  ready(options: PoolReadyOptions = {}): Promise<void> {
+    const count = positiveInteger("count", options.count, 1);
+    const timeoutMs = milliseconds("timeoutMs", options.timeoutMs, this.#waitTimeout);
+    return this.#router.ready(count, timeoutMs);
+  }
+
+  /**
+   * Counts: connectors (`size`, `live`, `connecting`), requests (`waiting`, `inFlight`), `restarts`.
+   *
+   * @example
+   * const { live, waiting } = pool.info();
+   */
+  info(): PoolInfo {
+    let live = 0;
+    let connecting = 0;
+    for (const slot of this.#slots.values()) {
+      if (slot.conn !== undefined && PoolRouter.routable(slot.conn)) live++;
+      else if (slot.connecting !== undefined || slot.timer !== undefined) connecting++;
+    }
+    return {
+      size: this.#slots.size,
+      live,
+      connecting,
+      waiting: this.#router.waiting,
+      inFlight: this.#router.inFlight(),
+      restarts: this.#restarts,
+    };
+  }
 
   /** Starts one more connector to `host:port` (under the pool's plan); resolves once it is connected. */
   async addConnector(host: string, port: number): Promise<Connection> {
@@ -211,6 +358,8 @@ export class Pool<S = unknown, I = unknown> {
 
   async #teardown(drainMs: number): Promise<void> {
     unregister(this.name, this);
+    // Requests waiting for a connector, and any made from now on, reject with NoProcError.
+    this.#router.stop();
     const ending: Promise<unknown>[] = [];
     const running: ConnectionProcess[] = [];
     for (const slot of this.#slots.values()) {
@@ -237,10 +386,15 @@ export class Pool<S = unknown, I = unknown> {
  * connector is connected; rejects with the first failure (the started ones are stopped). With
  * `watchdog: true` it resolves once each has had its first try, and failed ones follow the plan.
  *
+ * Requests go through the pool (`pool.call(request)`), routed by `strategy` (default
+ * `"round-robin"`); the default plan `[backoff()]` reconnects forever.
+ *
  * @example
  * const pool = await startConnectorPool(handler, undefined, [["127.0.0.1", port]], {
- *   connectorCount: 5, plan: [{ restart: 500 }], planCount: Infinity, watchdog: true,
+ *   connectorCount: 4, watchdog: true, strategy: "least-busy",
  * });
+ * await pool.ready();
+ * const reply = await pool.call("ping");
  */
 export async function startConnectorPool<S = undefined, I = unknown>(
   handler: Handler<S, I>,
@@ -259,7 +413,15 @@ export async function startConnectorPool<S = undefined, I = unknown>(
   });
   const count = positiveInteger("connectorCount", record.connectorCount, 1);
   const watchdog = booleanOption("watchdog", record.watchdog, false);
-  const plan = new RestartPlan(record.plan as never, record.planCount as number | undefined);
+  const plan = new RestartPlan(
+    (record.plan as never) ?? [backoff()],
+    (record.planCount as number | undefined) ?? Number.POSITIVE_INFINITY,
+  );
+  const routing: RouterSettings = {
+    strategy: strategyOption(record.strategy),
+    maxWaiting: nonNegativeInteger("maxWaiting", record.maxWaiting, 1000),
+    waitTimeout: milliseconds("waitTimeout", record.waitTimeout, 5000),
+  };
   const name = record.name === undefined ? undefined : stringOption("name", record.name, "");
   const first = specs[0];
   const base = first ?? connectSpec(handler, init, "127.0.0.1", 0, record);
@@ -274,6 +436,7 @@ export async function startConnectorPool<S = undefined, I = unknown>(
     },
     plan,
     name,
+    routing,
   );
   if (name !== undefined) register(name, pool);
   const attempts: Promise<unknown>[] = [];
@@ -289,4 +452,23 @@ export async function startConnectorPool<S = undefined, I = unknown>(
     }
   }
   return pool;
+}
+
+function strategyOption(value: unknown): PoolStrategy {
+  if (value === undefined) return "round-robin";
+  if (value === "round-robin" || value === "least-busy" || typeof value === "function")
+    return value as PoolStrategy;
+  throw new OptionError(
+    "strategy",
+    '"round-robin", "least-busy" or a function (live, request) => connection',
+    value,
+  );
+}
+
+function nonNegativeInteger(option: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new OptionError(option, "an integer >= 0", value);
+  }
+  return value;
 }

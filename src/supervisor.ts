@@ -43,6 +43,8 @@ import { BadReturnError, CallbackError, OptionError, RestartLimitError } from ".
 
 import type { ExitReason } from "./handler.ts";
 
+export { type BackoffOptions, backoff } from "./backoff.ts";
+
 export type { ExitReason };
 
 /**
@@ -185,7 +187,7 @@ export const DEFAULT_PLAN: Plan = Object.freeze([defaultPlanElement]);
  * ```
  */
 export class RestartPlan {
-  /** The default plan ({@link DEFAULT_PLAN}) with `planCount` 1. */
+  /** The default plan ({@link DEFAULT_PLAN}) with `planCount` Infinity. */
   static readonly DEFAULT: RestartPlan = new RestartPlan();
 
   /** The plan as given (a frozen shallow copy). */
@@ -202,9 +204,9 @@ export class RestartPlan {
    *
    * @param plan The elements, walked round-robin. @default {@link DEFAULT_PLAN}
    * @param planCount Full passes a child may make: an integer >= 0 or `Infinity`; 0 means a child's
-   *   first exit ends the server or pool. @default 1
+   *   first exit ends the server or pool. A finite count is an explicit limit. @default Infinity
    */
-  constructor(plan: Plan = DEFAULT_PLAN, planCount = 1) {
+  constructor(plan: Plan = DEFAULT_PLAN, planCount = Number.POSITIVE_INFINITY) {
     if (!Array.isArray(plan)) throw new OptionError("plan", "an array of plan elements", plan);
     if (!(planCount === Number.POSITIVE_INFINITY || (Number.isInteger(planCount) && planCount >= 0))) {
       throw new OptionError("planCount", PLAN_COUNT_RULE, planCount);

@@ -88,6 +88,9 @@ function onEnd(p: ConnectionProcess): void {
     exit(p, "normal");
     return;
   }
+  // The peer is going away: routed requests still queued go back to their pool now rather than
+  // being written to a peer that has stopped reading (packets that arrived before the FIN stay first).
+  rerouteQueued(p);
   queueDisconnect(p);
 }
 
