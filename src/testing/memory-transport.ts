@@ -45,7 +45,7 @@ export type Sink = (bytes: Uint8Array) => void;
 
 /**
  * One end of an in-memory connection: the {@link TransportSocket} the library (or a test peer) holds.
- * @internal The kit's own class; users reach it only as a `TransportSocket`.
+ * The kit's own class: users reach it only as a `TransportSocket`.
  */
 export class MemorySocket implements TransportSocket {
   data: unknown = undefined;
