@@ -14,7 +14,9 @@ import diagnostics from "node:diagnostics_channel";
 import {
   CallbackError,
   type Connection,
+  FrameTooLargeError,
   type Handler,
+  startConnector,
   startConnectorPool,
   startServer,
 } from "../../src/index.ts";
@@ -131,6 +133,40 @@ describe("server and connection channels", () => {
     ]);
   });
 
+  test("a peer fault other than a close: exit with the typed reason and peerFault true", async () => {
+    const log = subscribeAll();
+    const server = await startTestServer(echo, undefined, { packet: "line", maxPacketSize: 8 });
+    const client = await RawClient.connect(server.port);
+    await client.roundTrip("short\n");
+    const [[, conn]] = server.connections() as [[number, Connection]];
+    client.write("much too long for eight bytes\n");
+    await log.until((items) => items.some((p) => p.channel === "sockerl:connection:exit"), 2000, "the exit");
+    const [exit] = on(log, "sockerl:connection:exit");
+    expect(exit!.connection).toBe(conn);
+    expect(exit!.reason).toBeInstanceOf(FrameTooLargeError);
+    expect(exit!.peerFault).toBe(true);
+    expect(on(log, "sockerl:connection:exit").length).toBe(1);
+  });
+
+  test("a standalone connector's start and exit carry neither server nor pool", async () => {
+    const server = await startTestServer(echo, undefined, { packet: "line" });
+    const log = subscribeAll();
+    const conn = await startConnector(
+      { init: () => undefined, handlePacket: () => undefined } as Handler<undefined, undefined>,
+      undefined,
+      "127.0.0.1",
+      server.port,
+    );
+    trackStop(conn!);
+    await log.until((items) => items.length >= 2, 2000, "the connector's and the server's starts");
+    const starts = on(log, "sockerl:connection:start");
+    const mine = starts.find((m) => m.connection === conn);
+    expect(mine).toEqual({ connection: conn });
+    await conn!.stop();
+    const exits = on(log, "sockerl:connection:exit").filter((m) => m.connection === conn);
+    expect(exits).toEqual([{ connection: conn, reason: "normal", peerFault: true }]);
+  });
+
   test("a connection that never started publishes neither start nor exit", async () => {
     const log = subscribeAll();
     const server = await startTestServer(
@@ -149,10 +185,7 @@ describe("server and connection channels", () => {
 });
 
 describe("pool channels", () => {
-  // Reported: the pool does not publish `sockerl:pool:connector:up` / `down` yet (src/pool.ts has no
-  // publish call). Marked failing so the suite stays green; it turns into a failure, to be flipped
-  // back to `test`, the day the pool publishes.
-  test.failing("connector up on connect, down with the reason when it leaves, up again on reconnect", async () => {
+  test("connector up on connect, down with the reason when it leaves, up again on reconnect", async () => {
     const log = subscribeAll();
     const server = await startTestServer(echo, undefined, { packet: "line" });
     const client: Handler<undefined, undefined> = { init: () => undefined, handlePacket: () => undefined };
