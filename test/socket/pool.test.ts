@@ -6,8 +6,9 @@
  * before its server comes up and survives its server restarting; once a child has used its `planCount`
  * passes the pool ends with `RestartLimitError` ("reached_max_restart_plan"). Without `watchdog` a
  * failed initial connect rejects the start with `SocketConnectError`, and the connectors already up are
- * stopped. Under the default plan a normal exit deletes one connector and an abnormal one ends the pool,
- * every other connector getting `terminate("shutdown")` once. `pool.stop()` resolves only after every
+ * stopped. The default plan (`[backoff()]`, `planCount` Infinity) reconnects a connector whatever
+ * its reason; under SockErl's strict plan, given as one line, a normal exit deletes one connector and
+ * an abnormal one ends the pool, every other connector getting `terminate("shutdown")` once. `pool.stop()` resolves only after every
  * connector has run `terminate` (the server sees every socket close: no orphans, SOCKERL-SEMANTICS §10.2).
  */
 import { afterEach, describe, expect, test } from "bun:test";
@@ -35,6 +36,9 @@ import { EventRecorder, observe, waitFor, within } from "../helpers/wait.ts";
 afterEach(cleanup);
 
 const HOST = "127.0.0.1";
+
+/** SockErl's default plan, now an explicit one-liner: a normal exit deletes, anything else stops the pool. */
+const STRICT = (reason: ExitReason) => (reason === "normal" ? "delete" : "stop");
 
 /** Starts a pool and registers it for cleanup. */
 async function startPool<S, I>(
@@ -322,11 +326,22 @@ describe("watchdog and reconnects", () => {
     expect(await pool.connections()[0]![1].call("ping")).toBe("pong");
   }, 10000);
 
-  test("with watchdog and the default plan, a failed first connect ends the pool with the SocketConnectError", async () => {
+  test("with watchdog and the default plan, failed connects are retried with backoff: the pool lives on", async () => {
+    const port = await closedPort();
+    const pool = await startPool(connectorHandler(new Recorder()), undefined, [[HOST, port]], {
+      watchdog: true,
+    });
+    await waitFor(() => pool.info().restarts >= 2, 2000, "two retries (100 ms, then about 200 ms)");
+    expect(observe(pool.exited).settled).toBe(false);
+    expect(pool.info()).toMatchObject({ size: 1, live: 0, connecting: 1 });
+  }, 10000);
+
+  test("with watchdog and SockErl's strict plan, a failed first connect ends the pool with the SocketConnectError", async () => {
     captureSink();
     const port = await closedPort();
     const pool = await startPool(connectorHandler(new Recorder()), undefined, [[HOST, port]], {
       watchdog: true,
+      plan: [STRICT],
     });
     const reason = await within(pool.exited, 2000, "pool.exited");
     expect(reason).toBeInstanceOf(SocketConnectError);
@@ -399,11 +414,24 @@ describe("watchdog and reconnects", () => {
   }, 10000);
 });
 
-describe("crash isolation under the default plan", () => {
-  test("a normal exit deletes only that connector; an abnormal one ends the pool and every other connector gets terminate('shutdown') once", async () => {
+describe("crash isolation", () => {
+  test("under the default plan an abnormal exit reconnects that connector only", async () => {
+    captureSink();
+    const { rec, pool } = await poolToServer({ connectorCount: 2 });
+    const [[idA, a], [, b]] = pool.connections() as [[number, Connection], [number, Connection]];
+    a.cast("boom");
+    await rec.until(() => rec.inits.length === 3, 2000, "a to reconnect (after ~100 ms)");
+    expect(rec.reasonsOf(a)).toEqual(["boom"]);
+    expect(rec.reasonsOf(b)).toEqual([]);
+    expect(ids(pool)).toContain(idA);
+    expect(observe(pool.exited).settled).toBe(false);
+  }, 10000);
+
+  test("under SockErl's strict plan a normal exit deletes only that connector; an abnormal one ends the pool and every other connector gets terminate('shutdown') once", async () => {
     const sink = captureSink();
     const { srec, server, rec, pool } = await poolToServer({
       connectorCount: 3,
+      plan: [STRICT],
     });
     const [[, a], [, b], [, c]] = pool.connections() as Array<[number, Connection]> as [
       [number, Connection],
@@ -490,7 +518,7 @@ describe("addConnector", () => {
     const srec2 = new Recorder();
     const s2 = await recordingServer(srec2);
     const rec = new Recorder();
-    const pool = await startPool(connectorHandler(rec), "shared", [[HOST, s1.port]]);
+    const pool = await startPool(connectorHandler(rec), "shared", [[HOST, s1.port]], { plan: [STRICT] });
     const added = await within(pool.addConnector(HOST, s2.port), 2000, "addConnector");
     expect(await added.call("ping")).toBe("pong");
     expect(pool.connections()).toHaveLength(2);
@@ -499,7 +527,7 @@ describe("addConnector", () => {
     expect(rec.inits).toEqual(["shared", "shared"]);
     await srec2.until(() => s2.connections().length === 1, 2000, "s2 to see it");
 
-    // It follows the pool's (default) plan: its crash ends the pool.
+    // It follows the pool's plan: its crash ends the pool.
     added.cast("boom");
     expect(await within(pool.exited, 2000, "pool.exited")).toBe("boom");
   }, 10000);

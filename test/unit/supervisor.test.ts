@@ -227,7 +227,7 @@ describe("walking the plan", () => {
   });
 
   test("each child has its own track: one child's exits do not use up another's plan", () => {
-    const plan = new RestartPlan(["restart", "delete"]);
+    const plan = new RestartPlan(["restart", "delete"], 1);
     const a = plan.track();
     const b = plan.track();
     expect(plan.decide(a, "x", 1)).toEqual({ action: "restart", delayMs: 0 });
@@ -266,8 +266,12 @@ describe("walking the plan", () => {
 });
 
 describe("planCount", () => {
-  test("1 (the default): one pass, then RestartLimitError", () => {
-    const plan = new RestartPlan(["restart"]);
+  test("Infinity is the default (a finite count is an explicit limit)", () => {
+    expect(new RestartPlan(["restart"]).planCount).toBe(Infinity);
+  });
+
+  test("1: one pass, then RestartLimitError", () => {
+    const plan = new RestartPlan(["restart"], 1);
     expect(plan.planCount).toBe(1);
     const [first, second] = exits(plan, ["a", "b"], 9);
     expect(first).toEqual({ action: "restart", delayMs: 0 });
@@ -323,7 +327,7 @@ describe("planCount", () => {
 
   test("the RestartLimitError keeps an Error reason as is", () => {
     const crash = new Error("crash");
-    const [, second] = exits(new RestartPlan(["restart"]), ["a", crash]);
+    const [, second] = exits(new RestartPlan(["restart"], 1), ["a", crash]);
     expect((stopReason(second!) as RestartLimitError).childReason).toBe(crash);
   });
 });
@@ -350,11 +354,11 @@ describe("empty plan", () => {
 });
 
 describe("the default plan", () => {
-  test("is one function, with planCount 1", () => {
+  test("is one function, with planCount Infinity", () => {
     expect(DEFAULT_PLAN).toHaveLength(1);
     expect(typeof DEFAULT_PLAN[0]).toBe("function");
     expect(RestartPlan.DEFAULT.plan).toEqual(DEFAULT_PLAN);
-    expect(RestartPlan.DEFAULT.planCount).toBe(1);
+    expect(RestartPlan.DEFAULT.planCount).toBe(Infinity);
     expect(new RestartPlan().plan).toEqual(DEFAULT_PLAN);
     expect(new RestartPlan(undefined, 4).planCount).toBe(4);
   });
