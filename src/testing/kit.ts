@@ -97,6 +97,9 @@ export function newConnection(target: Target, before: Set<number> | undefined): 
   return undefined;
 }
 
+/** The open kit whose manual clock is installed (one at a time). */
+let clockKit: TestKit | undefined;
+
 /** A stoppable thing the kit stops at clean-up. */
 interface Stoppable {
   stop(): Promise<unknown>;
@@ -190,7 +193,20 @@ export class TestKit implements AsyncDisposable {
     this.#network = new MemoryNetwork(options.window ?? DEFAULT_WINDOW);
     this.transport = memoryTransport(this.#network);
     this.clock = new ManualClock();
-    this.#uninstall = options.clock === false ? undefined : installClock(this.clock);
+    if (options.clock !== false) {
+      // A kit left open would keep every later test of the process on its frozen clock.
+      if (clockKit !== undefined) {
+        throw new TestLeakError([
+          "an earlier testKit() was never closed (its manual clock is still installed): use `await using kit = testKit()` or `await kit.close()`",
+        ]);
+      }
+      clockKit = this;
+      const uninstall = installClock(this.clock);
+      this.#uninstall = () => {
+        uninstall();
+        if (clockKit === this) clockKit = undefined;
+      };
+    } else this.#uninstall = undefined;
     this.#readTimeoutMs = options.readTimeoutMs ?? 2000;
     this.#stopTimeoutMs = options.stopTimeoutMs ?? 1000;
   }

@@ -422,6 +422,15 @@ describe("clean-up and leak check", () => {
     );
   });
 
+  test("a kit left open is found by the next one (its clock would freeze every later test)", async () => {
+    const first = testKit();
+    expect(() => testKit()).toThrow(TestLeakError);
+    const realTime = testKit({ clock: false }); // no clock: no conflict
+    await realTime.close();
+    await first.close();
+    await testKit().close(); // closed: the next kit installs its clock again
+  });
+
   test("assertNoLeaks names open sockets while a test runs", async () => {
     await using kit = testKit();
     const server = await kit.startServer(echo, undefined);
