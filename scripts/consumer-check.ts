@@ -132,13 +132,15 @@ try {
     [
       process.execPath,
       "-e",
-      `const a = Object.keys(await import("./node_modules/sockerl/dist/index.js")).sort().join();
-       const b = Object.keys(await import("./node_modules/sockerl/src/index.ts")).sort().join();
-       if (a !== b) { console.log(a); console.log(b); process.exit(1); }`,
+      `for (const [js, ts] of [["index.js", "index.ts"], ["testing/index.js", "testing/index.ts"]]) {
+         const a = Object.keys(await import("./node_modules/sockerl/dist/" + js)).sort().join();
+         const b = Object.keys(await import("./node_modules/sockerl/src/" + ts)).sort().join();
+         if (a !== b) { console.log(a); console.log(b); process.exit(1); }
+       }`,
     ],
     app,
   );
-  check("dist/index.js exports what src/index.ts exports", same);
+  check("dist/ exports what src/ exports (sockerl, sockerl/testing)", same);
 
   // 6. Under Node the import fails at once with ERR_RUNTIME, naming Bun.
   const node = run(

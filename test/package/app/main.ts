@@ -20,6 +20,8 @@ import {
   tls,
 } from "sockerl";
 import { lineClient } from "./client.js";
+import { check } from "./internals.js";
+import { kitRoundTrip } from "./kit.js";
 
 // The check copies the test certificates to certs/ in the project folder (the working directory).
 const certs = join(process.cwd(), "certs");
@@ -106,6 +108,10 @@ if (reason !== "normal") throw new Error(`stopped with ${String(reason)}`);
 
 // A raw client, to show the server speaks plain lines.
 if ((await lineClient(server.port, "raw\n")) !== "raw\n") throw new Error("raw echo");
+
+// The testing kit: the same kind of handler on the memory network, no sockets.
+if ((await kitRoundTrip()) !== "HELLO\n") throw new Error("testing kit");
+if (typeof check !== "function") throw new Error("internals");
 
 await secure.stop();
 await server.stop();
