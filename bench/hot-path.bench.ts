@@ -7,8 +7,10 @@
  *    `TRACING = process.env.SOCKERL_NO_TRACE !== "1"` and every trace point tests it first. This
  *    file bundles the library twice with `Bun.build` into bench/.build/: once as is, once with
  *    `process.env.SOCKERL_NO_TRACE` defined as `"1"`, so the bundler folds `TRACING` to false and
- *    drops the tracing code. Both bundles go through the same bundler, so only the flag differs; the
- *    source as shipped (`src/index.ts`, what `bun` runs) is measured next to them. Tracing that is
+ *    drops the tracing code. Both bundles go through the same bundler and each runs one connection,
+ *    so only the flag differs. The source as shipped (`src/index.ts`, what `bun` runs) is measured
+ *    next to them, but its code also runs the action-shape connections below, whose different
+ *    handlers make its call sites polymorphic: compare the two bundles with each other. Tracing that is
  *    off must be within noise of the compiled-out build. (A trace point that does not test
  *    `TRACING` yet is simply not removed: the two builds then measure the same code there.)
  * 2. **Action application** per action shape: `undefined`, `{ send }`, `{ state, send }`, an array of
