@@ -194,25 +194,6 @@ function readInteger(buf: Buffer, start: number, end: number): number {
 
 // ----------------------------------------------------------------------------------------- handler
 
-// TEMPORARY stand-ins until the pool routes calls and From has reject().
-class RejectedReply {
-  constructor(readonly error: Error) {}
-}
-function rejectFrom(from: From, error: Error): void {
-  from.reply(new RejectedReply(error));
-}
-let rr = 0;
-function poolCall(
-  pool: Pool<RedisConnState, undefined>,
-  request: unknown,
-  timeoutMs: number,
-): Promise<unknown> {
-  const live = pool.connections();
-  const pick = live[rr++ % live.length];
-  if (pick === undefined) return Promise.reject(new Error("no live connector"));
-  return pick[1].call(request, timeoutMs);
-}
-
 /** One connector's state: the reply parser and the callers waiting for replies, oldest first. */
 export interface RedisConnState {
   readonly parser: RespParser;
@@ -229,7 +210,7 @@ function settle(state: RedisConnState, reply: RedisReply): void {
     state.waiting.length = 0;
     state.head = 0;
   }
-  if (reply instanceof RedisError) rejectFrom(from, reply);
+  if (reply instanceof RedisError) from.reject(reply);
   else from.reply(reply);
 }
 
@@ -250,10 +231,7 @@ export const redisHandler: Handler<RedisConnState> = {
     } catch (error) {
       // Bytes that are not RESP: nothing after them can be matched to a caller. Fail the callers
       // waiting here with the parse error and drop the connection (the plan reconnects it).
-      for (let i = state.head; i < state.waiting.length; i++) {
-        const from = state.waiting[i];
-        if (from !== undefined) rejectFrom(from, error as Error);
-      }
+      for (let i = state.head; i < state.waiting.length; i++) state.waiting[i]?.reject(error);
       state.waiting.length = 0;
       state.head = 0;
       return { stop: error };
@@ -309,10 +287,8 @@ export class RedisClient {
    * `NoProcError` when the connection carrying it dropped after it was written (it may have run),
    * `PoolTimeoutError` / `PoolFullError` when no connection came up in time, `CallTimeoutError`.
    */
-  async call(command: string, ...args: RedisArg[]): Promise<RedisReply> {
-    const reply = await poolCall(this.pool, encodeCommand([command, ...args]), this.#timeoutMs);
-    if (reply instanceof RejectedReply) throw reply.error;
-    return reply as RedisReply;
+  call(command: string, ...args: RedisArg[]): Promise<RedisReply> {
+    return this.pool.call<RedisReply>(encodeCommand([command, ...args]), this.#timeoutMs);
   }
 
   /** Stops the pool; pending calls reject with `NoProcError`. */

@@ -16,7 +16,8 @@ import {
   RespParser,
 } from "../../examples/redis-client.ts";
 import { REDIS_SERVER, RedisServer } from "../helpers/redis.ts";
-import { within } from "../helpers/wait.ts";
+import { captureSink, restoreSink } from "../helpers/trace.ts";
+import { waitFor, within } from "../helpers/wait.ts";
 
 if (REDIS_SERVER === undefined) {
   console.warn(
@@ -149,5 +150,54 @@ describe.skipIf(REDIS_SERVER === undefined)("RedisClient against a real redis-se
     expect((big as string).length).toBe(value.length);
     expect(big === value).toBe(true);
     expect(after).toBe("after");
+  });
+});
+
+describe.skipIf(REDIS_SERVER === undefined)("RedisClient when the server goes away", () => {
+  let redis: RedisServer | undefined;
+  let client: RedisClient | undefined;
+
+  afterAll(async () => {
+    await client?.close();
+    await redis?.stop();
+  });
+
+  test("a command sent while redis-server is down completes once it is back", async () => {
+    redis = await RedisServer.start();
+    client = await RedisClient.connect(redis.port, { connections: 2, timeoutMs: 8000 });
+    expect(await client.call("SET", "k", "before")).toBe("OK");
+    await redis.stop();
+    await waitFor(() => client!.pool.info().live === 0, 3000, "the connections to drop");
+    const pending = client.call("ECHO", "while down");
+    expect(client.pool.info().waiting).toBe(1);
+    await redis.start();
+    expect(await within(pending, 6000, "the waiting command")).toBe("while down");
+    expect(await client.call("GET", "k")).toBeNull(); // a fresh server: nothing was saved
+  });
+});
+
+describe("RedisClient against a server that does not speak RESP", () => {
+  test("the waiting callers reject with a protocol RedisError", async () => {
+    const sink = captureSink(); // the connector's termination report
+    const listener = Bun.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      socket: {
+        data(socket) {
+          socket.write("HTTP/1.1 400 Bad Request\r\n\r\n");
+        },
+      },
+    });
+    const client = await RedisClient.connect(listener.port, { pool: { plan: ["delete"] } });
+    try {
+      const error = await client.call("PING").catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(RedisError);
+      expect((error as RedisError).code).toBe("ERR_REDIS_PROTOCOL");
+      await waitFor(() => sink.reports().length === 1, 1000, "the termination report");
+    } finally {
+      await client.close();
+      listener.stop(true);
+      restoreSink();
+    }
   });
 });
