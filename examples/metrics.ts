@@ -57,7 +57,7 @@ export function metricsText(info: ServerInfo, extra: { messages?: number } = {})
     {
       name: "sockerl_connections_waiting",
       type: "gauge",
-      help: "Accepted connections waiting for a free slot (maxConnections) or for a sleeping acceptor.",
+      help: "Accepted connections waiting for a free slot under maxConnections.",
       samples: [["", info.waiting]],
     },
     {
@@ -75,7 +75,7 @@ export function metricsText(info: ServerInfo, extra: { messages?: number } = {})
     {
       name: "sockerl_connections_ended_total",
       type: "counter",
-      help: "Connections ended, by kind: normal, peer (peer fault: reset, timeout, bad input), crash (handler error), shutdown.",
+      help: "Connections ended, by kind: normal (closes and resets included), peer (other peer faults: oversize frame, bad bytes, timeouts), crash (handler error), shutdown.",
       samples: (["normal", "peer", "crash", "shutdown"] as const).map((kind) => [
         `{kind="${kind}"}`,
         info.ended[kind],
