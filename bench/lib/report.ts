@@ -285,6 +285,10 @@ export function render(rec: Recorded, write: boolean): void {
     `${rec.reps} rep(s) × ${rec.dur} s (+${rec.warm} s warm-up) per cell and server, medians`;
   console.log(`\n${table}\n`);
   for (const n of notes) console.log(`note: ${n}`);
+  // the options some servers report when ready (which line framing the library accepted, ...)
+  const said = rec.servers.filter((x) => x.ready !== undefined && x.ready !== "ready");
+  if (said.length > 0)
+    console.log(`servers: ${said.map((x) => `${x.label} ${x.ready!.replace(/^ready ?/, "")}`).join(", ")}`);
   console.log(`${setup}; ${rec.seconds} s in all; details in ${rec.outDir}`);
   if (!write) return;
   const md = [

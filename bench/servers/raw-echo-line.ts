@@ -4,8 +4,8 @@
 //
 // It splits on "\n" by hand (loadgen's lines end in "\r\n", so the lines are the same as the
 // library's): it finds every line end of a chunk with indexOf, then echoes all the complete lines
-// with one write (a line's echo is the line itself). A partial line at the end is copied and kept
-// until its end arrives; Bun may reuse a chunk's memory after the data callback returns.
+// with one write (a line's echo is the line itself). A partial line at the end is kept until its
+// end arrives, as a view: Bun hands each data callback a fresh buffer, so keeping one is safe.
 // Backpressure as in raw-echo.ts: what write() did not take is kept and flushed from drain().
 // (a module, so the servers' top-level names do not clash when type-checked together)
 export {};
@@ -31,7 +31,7 @@ function send(s: Bun.Socket<State>, bytes: Uint8Array): void {
     return;
   }
   const w = Math.max(s.write(bytes), 0);
-  if (w < bytes.length) st.out = bytes.slice(w);
+  if (w < bytes.length) st.out = bytes.subarray(w);
 }
 
 const listener = Bun.listen<State>({
@@ -48,7 +48,7 @@ const listener = Bun.listen<State>({
       const buf = st.partial === undefined ? chunk : concat(st.partial, chunk);
       let end = 0;
       for (let i = buf.indexOf(10, from); i !== -1; i = buf.indexOf(10, i + 1)) end = i + 1;
-      st.partial = end === buf.length ? undefined : buf.slice(end);
+      st.partial = end === buf.length ? undefined : buf.subarray(end);
       if (end > 0) send(s, end === buf.length ? buf : buf.subarray(0, end));
     },
     drain(s) {

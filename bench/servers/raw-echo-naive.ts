@@ -5,7 +5,8 @@
 // per read.
 // Usage: bun bench/servers/raw-echo-naive.ts PORT   (prints "ready" once listening on 127.0.0.1)
 //
-// Correct otherwise: partial frames are kept (copied), and what write() did not take is kept and
+// Correct otherwise: partial frames are kept (views: Bun hands each data callback a fresh
+// buffer), and what write() did not take is kept and
 // flushed from drain(), with later replies queued behind it.
 // (a module, so the servers' top-level names do not clash when type-checked together)
 export {};
@@ -31,7 +32,7 @@ function send(s: Bun.Socket<State>, bytes: Uint8Array): void {
     return;
   }
   const w = Math.max(s.write(bytes), 0);
-  if (w < bytes.length) st.out = bytes.slice(w);
+  if (w < bytes.length) st.out = bytes.subarray(w);
 }
 
 const listener = Bun.listen<State>({
@@ -51,7 +52,7 @@ const listener = Bun.listen<State>({
         send(s, buf.subarray(i, i + 4 + n)); // one reply, one write
         i += 4 + n;
       }
-      st.partial = i === buf.length ? undefined : buf.slice(i);
+      st.partial = i === buf.length ? undefined : buf.subarray(i);
     },
     drain(s) {
       const st = s.data;

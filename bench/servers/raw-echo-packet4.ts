@@ -4,8 +4,8 @@
 //
 // It does the framing by hand, as efficiently as it can: it walks the length headers of a chunk to
 // find where its last complete frame ends, and echoes all the complete frames with one write (the
-// echo of a frame is the frame itself, so no copy is needed). A partial frame at the end is copied
-// and kept until the rest arrives; Bun may reuse a chunk's memory after the data callback returns.
+// echo of a frame is the frame itself, so no copy is needed). A partial frame at the end is kept until
+// the rest arrives, as a view: Bun hands each data callback a fresh buffer, so keeping one is safe.
 // Backpressure as in raw-echo.ts: what write() did not take is kept and flushed from drain().
 // (a module, so the servers' top-level names do not clash when type-checked together)
 export {};
@@ -44,7 +44,7 @@ function send(s: Bun.Socket<State>, bytes: Uint8Array): void {
     return;
   }
   const w = Math.max(s.write(bytes), 0);
-  if (w < bytes.length) st.out = bytes.slice(w);
+  if (w < bytes.length) st.out = bytes.subarray(w);
 }
 
 const listener = Bun.listen<State>({
@@ -58,7 +58,7 @@ const listener = Bun.listen<State>({
       const st = s.data;
       const buf = st.partial === undefined ? chunk : concat(st.partial, chunk);
       const end = completeFrames(buf);
-      st.partial = end === buf.length ? undefined : buf.slice(end);
+      st.partial = end === buf.length ? undefined : buf.subarray(end);
       if (end > 0) send(s, end === buf.length ? buf : buf.subarray(0, end));
     },
     drain(s) {

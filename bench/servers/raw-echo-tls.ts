@@ -3,7 +3,7 @@
 // fixtures test/fixtures/server.pem and server-key.pem.
 // Usage: bun bench/servers/raw-echo-tls.ts PORT   (prints "ready" once listening on 127.0.0.1)
 //
-// Backpressure as in raw-echo.ts: what write() did not take is copied, kept in s.data and flushed
+// Backpressure as in raw-echo.ts: what write() did not take is kept in s.data and flushed
 // from drain(), with later data appended behind it.
 import { join } from "node:path";
 
@@ -19,7 +19,7 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 
 function flush(s: Bun.Socket<Uint8Array | undefined>, buf: Uint8Array): void {
   const w = Math.max(s.write(buf), 0);
-  s.data = w >= buf.length ? undefined : buf.slice(w);
+  s.data = w >= buf.length ? undefined : buf.subarray(w);
 }
 
 const listener = Bun.listen<Uint8Array | undefined>({

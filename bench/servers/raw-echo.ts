@@ -2,7 +2,7 @@
 // Usage: bun bench/servers/raw-echo.ts PORT   (prints "ready" once listening on 127.0.0.1)
 //
 // Backpressure: socket.write() returns how many bytes the kernel took. The
-// rest is kept (copied, per socket, in s.data) and flushed from drain();
+// rest is kept (per socket, in s.data) and flushed from drain();
 // while something is pending, new data is appended behind it, so the echo
 // stays in order and nothing is dropped.
 // (a module, so the servers' top-level names do not clash when type-checked together)
@@ -20,7 +20,8 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 function flush(s: Bun.Socket<Uint8Array | undefined>, buf: Uint8Array): void {
   const n = s.write(buf);
   const w = Math.max(n, 0);
-  // copy: the remainder must not alias a buffer Bun may reuse
+  // Buffer.slice is a view (Bun hands each data callback a fresh buffer, so keeping one is safe);
+  // after a concat it is a copy
   s.data = w >= buf.length ? undefined : buf.slice(w);
 }
 
