@@ -159,7 +159,7 @@ export const CASES: readonly BehaviourCase[] = [
       const all = await peer.readToEnd();
       return {
         bytes: all.byteLength,
-        intact: all.every((b) => b === 0x62),
+        intact: all.equals(big),
         exit: await conn.exited,
         reset: (await peer.closed).reset,
       };
