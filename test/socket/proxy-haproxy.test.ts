@@ -17,7 +17,13 @@ import { proxyOptions } from "../../src/proxy/options.ts";
 import { proxyTransport } from "../../src/proxy/transport.ts";
 import { pem } from "../helpers/tls.ts";
 import { waitFor } from "../helpers/wait.ts";
-import { closeProxyKit, EchoServer, NetClient } from "./proxy-kit.ts";
+import {
+  closeProxyKit,
+  EchoServer,
+  NetClient,
+  type SeenByLibrary,
+  startProxyProtocolServer,
+} from "./proxy-kit.ts";
 
 const HAPROXY = Bun.which("haproxy") ?? (Bun.file("/usr/sbin/haproxy").size > 0 ? "/usr/sbin/haproxy" : null);
 if (HAPROXY === null)
@@ -48,7 +54,10 @@ let plainV1: EchoServer;
 let plainV2: EchoServer;
 let tlsV2: EchoServer;
 let terminated: EchoServer;
-const front = { v1: 0, v2: 0, tls: 0, term: 0 };
+/** Library servers with the `proxyProtocol` option (undefined when this build has no such option). */
+let wiredPlain: { port: number; seen: SeenByLibrary[] } | undefined;
+let wiredTls: { port: number; seen: SeenByLibrary[] } | undefined;
+const front = { v1: 0, v2: 0, tls: 0, term: 0, wiredPlain: 0, wiredTls: 0 };
 
 /** The CSV of HAProxy's `show stat` over its admin socket. */
 async function showStat(): Promise<string> {
@@ -79,10 +88,16 @@ describe.skipIf(HAPROXY === null)("HAProxy (mode tcp) in front of proxyTransport
     plainV2 = new EchoServer(proxyTransport(tcp(), opts, onReject));
     tlsV2 = new EchoServer(proxyTransport(tls({ cert: pem.serverCert, key: pem.serverKey }), opts, onReject));
     terminated = new EchoServer(proxyTransport(tcp(), opts, onReject));
+    wiredPlain = await startProxyProtocolServer(true);
+    wiredTls = await startProxyProtocolServer(true, tls({ cert: pem.serverCert, key: pem.serverKey }));
+    if (wiredPlain === undefined)
+      console.warn("proxy-haproxy.test.ts: startServer has no proxyProtocol option yet");
     front.v1 = freePort();
     front.v2 = freePort();
     front.tls = freePort();
     front.term = freePort();
+    front.wiredPlain = freePort();
+    front.wiredTls = freePort();
     dir = mkdtempSync(join(tmpdir(), "sockerl-haproxy-"));
     writeFileSync(join(dir, "site.pem"), `${pem.serverCert}\n${pem.serverKey}`);
     // The health check speaks the echo protocol: send a line, expect it echoed.
@@ -129,11 +144,29 @@ frontend tls_terminated
   default_backend tls_terminated
 backend tls_terminated
   server s4 127.0.0.1:${terminated.port} send-proxy-v2-ssl-cn
-`;
+${
+  wiredPlain === undefined || wiredTls === undefined
+    ? ""
+    : `
+frontend wired_plain
+  bind 127.0.0.1:${front.wiredPlain}
+  default_backend wired_plain
+backend wired_plain
+  server s5 127.0.0.1:${wiredPlain.port} send-proxy-v2
+
+frontend wired_tls
+  bind 127.0.0.1:${front.wiredTls}
+  default_backend wired_tls
+backend wired_tls
+  server s6 127.0.0.1:${wiredTls.port} send-proxy
+`
+}`;
     writeFileSync(join(dir, "haproxy.cfg"), config);
     proc = Bun.spawn([HAPROXY!, "-db", "-f", join(dir, "haproxy.cfg")], { stdout: "pipe", stderr: "pipe" });
     const deadline = Date.now() + 5000;
-    for (const port of Object.values(front)) {
+    const ports =
+      wiredPlain === undefined ? [front.v1, front.v2, front.tls, front.term] : Object.values(front);
+    for (const port of ports) {
       while (!(await portOpen(port))) {
         if (Date.now() > deadline || proc.exitCode !== null) {
           const err = await new Response(proc.stderr as ReadableStream).text();
@@ -242,6 +275,50 @@ backend tls_terminated
       const ssl = terminated.accepted.at(-1)?.header?.ssl;
       expect(ssl?.client ?? 0).toBeGreaterThan(0); // PP2_CLIENT_SSL
       expect(ssl?.version).toMatch(/^TLSv1\.[23]$/);
+    } finally {
+      socket.end();
+    }
+  });
+
+  test("startServer({ proxyProtocol: true }) behind HAProxy: meta has the client's address and port (plain v2, TLS v1)", async () => {
+    if (wiredPlain === undefined || wiredTls === undefined) {
+      console.warn("skipped: startServer has no proxyProtocol option in this build");
+      return;
+    }
+    const client = new NetClient(front.wiredPlain);
+    await client.connected;
+    client.write("wired");
+    await client.waitText("wired", 3000);
+    expect(wiredPlain.seen.at(-1)).toMatchObject({
+      remoteAddress: "127.0.0.1",
+      remotePort: client.socket.localPort,
+    });
+    expect(wiredPlain.seen.at(-1)!.proxy).toMatchObject({ version: 2, command: "PROXY" });
+
+    const { promise, resolve } = Promise.withResolvers<void>();
+    let got = "";
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port: front.wiredTls,
+      tls: { ca: pem.ca, serverName: "localhost" },
+      socket: {
+        handshake(s, ok) {
+          if (ok) s.write("tls wired");
+        },
+        data(_s, chunk) {
+          got += Buffer.from(chunk).toString();
+          if (got.includes("tls wired")) resolve();
+        },
+      },
+    });
+    try {
+      await Promise.race([promise, Bun.sleep(3000)]);
+      expect(got).toContain("tls wired");
+      expect(wiredTls.seen.at(-1)).toMatchObject({
+        remoteAddress: "127.0.0.1",
+        remotePort: socket.localPort,
+      });
+      expect(wiredTls.seen.at(-1)!.proxy).toMatchObject({ version: 1 });
     } finally {
       socket.end();
     }

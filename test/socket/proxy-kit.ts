@@ -143,3 +143,43 @@ export class NetClient {
 export function onClose(fn: () => void): void {
   cleanups.push(fn);
 }
+
+/** What a library server with `proxyProtocol` saw of each connection, in `init`. */
+export interface SeenByLibrary {
+  remoteAddress: string | undefined;
+  remotePort: number | undefined;
+  proxy: unknown;
+}
+
+/**
+ * A library echo server started with the `proxyProtocol` server option, recording `meta` in `init`;
+ * `undefined` when this build's startServer does not know the option yet.
+ */
+export async function startProxyProtocolServer(
+  proxyProtocol: unknown = true,
+  transport?: Transport,
+): Promise<{ port: number; seen: SeenByLibrary[] } | undefined> {
+  const { startServer } = await import("../../src/index.ts");
+  const seen: SeenByLibrary[] = [];
+  try {
+    const server = await startServer(
+      {
+        init: (_init: unknown, meta: { remoteAddress?: string; remotePort?: number; proxy?: unknown }) => {
+          seen.push({ remoteAddress: meta.remoteAddress, remotePort: meta.remotePort, proxy: meta.proxy });
+          return { state: undefined };
+        },
+        handlePacket: (packet: unknown) => ({ send: packet as Uint8Array }),
+        handleDisconnect: () => undefined,
+      } as never,
+      undefined,
+      0,
+      { hostname: "127.0.0.1", proxyProtocol, ...(transport === undefined ? {} : { transport }) } as never,
+    );
+    if (server === undefined) return undefined;
+    cleanups.push(() => void server.stop());
+    return { port: server.port, seen };
+  } catch (error) {
+    if ((error as { option?: unknown }).option === "proxyProtocol") return undefined;
+    throw error;
+  }
+}
