@@ -8,7 +8,7 @@
  * loopback (connects, peer closes, resets, crashes, a stop), each count against what the test did.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import type { Handler, Server } from "../../src/index.ts";
+import { type Handler, type Server, SHUTDOWN_EVENT } from "../../src/index.ts";
 import { RawClient } from "../helpers/client.ts";
 import { cleanup, startTestServer } from "../helpers/server.ts";
 import { captureSink } from "../helpers/trace.ts";
@@ -173,6 +173,33 @@ describe("server.info()", () => {
       bytesOut,
     });
     expect(sink.reports().length).toBeGreaterThanOrEqual(2); // the two crashes were reported
+  });
+
+  test("a graceful stop: connections that finish within drainMs count under their own reason, the rest as shutdown", async () => {
+    const inits = new Log<number>();
+    // Connections whose first line is "polite" say goodbye on the shutdown notice; the others ignore it.
+    const handler: Handler<boolean, undefined> = {
+      init: (_init, meta) => {
+        inits.push(meta.connection.id);
+        return { state: false };
+      },
+      handlePacket: (line, polite) => ({ state: polite || line === "polite\n", send: line }),
+      handleEvent: (event, polite) =>
+        event === SHUTDOWN_EVENT && polite ? { send: "bye\n", close: true } : undefined,
+      handleDisconnect: () => undefined,
+    };
+    const server = await startTestServer(handler, undefined, { packet: "line", encoding: "utf8" });
+    const polite = [await RawClient.connect(server.port), await RawClient.connect(server.port)];
+    for (const c of polite) await c.roundTrip("polite\n");
+    const stubborn = [await RawClient.connect(server.port), await RawClient.connect(server.port)];
+    for (const c of stubborn) await c.roundTrip("stubborn\n");
+    await server.stop({ drainMs: 100 });
+    for (const c of polite) await c.waitForText("bye\n");
+    expect(server.info()).toMatchObject({
+      accepted: 4,
+      active: 0,
+      ended: { normal: 2, peer: 0, crash: 0, shutdown: 2 },
+    });
   });
 
   test("a snapshot is a plain copy: later events do not change it", async () => {

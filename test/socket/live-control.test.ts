@@ -7,9 +7,9 @@
  * picked for port 0 too) and new connects are served. Checked on loopback with raw clients.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { type Handler, OptionError, type Server } from "../../src/index.ts";
+import { type Handler, OptionError, type Server, SocketListenError } from "../../src/index.ts";
 import { RawClient } from "../helpers/client.ts";
-import { cleanup, startTestServer } from "../helpers/server.ts";
+import { cleanup, defer, startTestServer } from "../helpers/server.ts";
 import { Log, waitFor } from "../helpers/wait.ts";
 
 afterEach(cleanup);
@@ -168,6 +168,31 @@ describe("suspend and resume", () => {
     expect(await server.exited).toBe("normal");
     await client.waitForEnd();
     expect(server.info()).toMatchObject({ active: 0, ended: { shutdown: 1 } });
+  });
+
+  test("resume throws SocketListenError when the port was taken meanwhile, stays suspended, and works once it is free", async () => {
+    const inits = new Log<number>();
+    const server = await echoServer(inits);
+    const port = server.port;
+    const running = await RawClient.connect(port);
+    await running.roundTrip("x\n");
+    server.suspend();
+    const squatter = Bun.listen({ hostname: "127.0.0.1", port, socket: { data() {} } });
+    defer(() => squatter.stop(true));
+    let error: unknown;
+    try {
+      server.resume();
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SocketListenError);
+    expect((error as SocketListenError).code).toBe("EADDRINUSE");
+    await running.roundTrip("still served\n");
+    squatter.stop(true);
+    server.resume(); // still suspended, so this binds
+    const next = await RawClient.connect(port);
+    await next.roundTrip("y\n");
+    expect(server.info()).toMatchObject({ active: 2, accepted: 2, port });
   });
 
   test("a connection that ends while the server is suspended frees its slot for after the resume", async () => {
