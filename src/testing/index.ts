@@ -15,6 +15,8 @@
  *
  * @module
  */
+
+export type { Clock, TimerHandle } from "../clock.ts";
 export { MemoryUpgradeError, PeerReadError, TestLeakError } from "../errors.ts";
 export { HandlerDriver, type HandlerDriverOptions } from "./driver.ts";
 export {
@@ -22,6 +24,7 @@ export {
   type ListenOptions,
   type PeerScript,
   ScriptedListener,
+  type Stoppable,
   type Target,
   TestKit,
   type TestKitOptions,
@@ -30,6 +33,7 @@ export {
 export { ManualClock } from "./manual-clock.ts";
 export { DEFAULT_WINDOW } from "./memory-transport.ts";
 export {
+  type Bytes,
   Peer,
   type PeerClose,
   type PeerOptions,

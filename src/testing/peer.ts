@@ -55,7 +55,8 @@ export interface PeerOptions {
   readonly readTimeoutMs?: number;
 }
 
-type Bytes = string | Uint8Array;
+/** Bytes to write or look for: a string (UTF-8) or bytes. */
+export type Bytes = string | Uint8Array;
 
 function toBytes(data: Bytes): Buffer {
   return typeof data === "string"

@@ -124,3 +124,23 @@ test("a cast that waits holds back the packets behind it", async () => {
   await conn.call("sync");
   expect(log).toEqual(["cast:wait", "packet:p", "call:sync"]);
 });
+
+// Known deviation, found with the kit: bytes the connection reads while a callback is pending are
+// handled before mailbox events posted earlier (packet p2 below jumps ahead of cast c1 and event
+// e1), where "events queue in arrival order" says c1, e1, p2. Marked failing until the connection
+// keeps one arrival order across the socket and the mailbox.
+test.failing("what arrives while a callback is pending is handled in arrival order across packets and casts", async () => {
+  await using kit = testKit();
+  const { handler, log, release } = logging();
+  const server = await kit.startServer(handler, undefined);
+  const peer = await kit.connect(server);
+  const conn = peer.connection!;
+  await peer.write("wait");
+  conn.cast("c1");
+  conn.notify("e1");
+  await peer.write("p2");
+  const reply = conn.call("q");
+  release();
+  await reply;
+  expect(log).toEqual(["packet:wait", "cast:c1", "event:e1", "packet:p2", "call:q"]);
+});
