@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { parseArgs as parseArgv } from "node:util";
-import { IDLE_NAME, MATRIX } from "./measure.ts";
+import { IDLE_NAME, MATRIX, SERVER_FILES } from "./measure.ts";
 import { BENCH } from "./process.ts";
 import { die } from "./util.ts";
 
@@ -23,6 +23,8 @@ export interface Options {
   rawServer: string;
   libServer: string;
   libServerGiven: boolean;
+  /** --server LABEL=CMD: any server of the matrix replaced */
+  serverOverrides: Record<string, string>;
   quietWait: number;
   quietSecs: number;
   quietMax: number;
@@ -51,10 +53,13 @@ export const HELP = `usage: bun bench/run.ts [options]
   --no-idle            skip the idle-memory cell
   --idle-conns N       idle connections held (default 10000)
   --write-results      rewrite bench/RESULTS.md (default: on for the full run only, i.e. without
-  --no-write-results   --quick, --cells, --no-idle, --lib-server, --raw-server)
+  --no-write-results   --quick, --cells, --no-idle, --lib-server, --raw-server, --server)
   --lib-server CMD     library server (default bench/servers/sockerl-echo.ts); a .ts/.js file runs
   --raw-server CMD     with this Bun, anything else as a command; PORT is appended (they replace the
                        servers of the plain echo, connect and idle cells)
+  --server LABEL=CMD   replace any server by label (repeatable), e.g.
+                       --server "sockerl-tls=bench/.build/tls-echo test/fixtures/server.pem
+                       test/fixtures/server-key.pem" (labels: ${Object.keys(SERVER_FILES).join(", ")})
   --quiet-wait S       max wait for quiet CPUs before each measurement (default 15; quick 1; 0 = none)
   --tries N            measurements per run when other processes disturbed it (default 3; quick 1)
   --patience S         total extra time for waiting and measuring again (default 240; quick 5); once
@@ -81,7 +86,7 @@ function num(flag: string, v: string | undefined, min: number, integer: boolean)
 export function parseArgs(argv: string[]): Options {
   const str = { type: "string" } as const;
   const bool = { type: "boolean" } as const;
-  let values: Record<string, string | boolean | undefined>;
+  let values: Record<string, string | boolean | string[] | undefined>;
   try {
     ({ values } = parseArgv({
       args: argv,
@@ -99,6 +104,7 @@ export function parseArgs(argv: string[]): Options {
         "no-write-results": bool,
         "lib-server": str,
         "raw-server": str,
+        server: { type: "string", multiple: true },
         "quiet-wait": str,
         tries: str,
         patience: str,
@@ -117,6 +123,15 @@ export function parseArgs(argv: string[]): Options {
     process.exit(0);
   }
   const s = (k: string): string | undefined => values[k] as string | undefined;
+  const serverOverrides: Record<string, string> = {};
+  for (const spec of (values.server as string[] | undefined) ?? []) {
+    const eq = spec.indexOf("=");
+    const label = spec.slice(0, eq);
+    if (eq <= 0 || spec.slice(eq + 1).trim() === "") die(`--server expects LABEL=CMD, got ${spec}`);
+    if (!(label in SERVER_FILES))
+      die(`--server: no server ${label}; labels: ${Object.keys(SERVER_FILES).join(", ")}`);
+    serverOverrides[label] = spec.slice(eq + 1);
+  }
   const quick = values.quick === true;
   const o: Options = {
     quick,
@@ -131,7 +146,11 @@ export function parseArgs(argv: string[]): Options {
     writeResults: values["write-results"] === true ? true : null,
     rawServer: s("raw-server") ?? join(BENCH, "servers", "raw-echo.ts"),
     libServer: s("lib-server") ?? join(BENCH, "servers", "sockerl-echo.ts"),
-    libServerGiven: s("raw-server") !== undefined || s("lib-server") !== undefined,
+    libServerGiven:
+      s("raw-server") !== undefined ||
+      s("lib-server") !== undefined ||
+      Object.keys(serverOverrides).length > 0,
+    serverOverrides,
     quietWait: quick ? 1 : 15,
     quietSecs: quick ? 0.5 : 1.5,
     quietMax: 0.1,

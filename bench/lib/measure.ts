@@ -236,6 +236,7 @@ export class Bench {
     );
     this.specs.set("raw", specOf("raw", o.rawServer));
     this.specs.set("sockerl", specOf("sockerl", o.libServer));
+    for (const [label, cmd] of Object.entries(o.serverOverrides)) this.specs.set(label, specOf(label, cmd));
   }
 
   spec(label: string): ServerSpec {
