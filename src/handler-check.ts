@@ -33,14 +33,18 @@ export type ActionCallback =
   | "timeout"
   | "srtimeout";
 
-// The unknown fields of one action object; arrays are looked into one level deep (an action array),
-// which keeps the type finite for the recursive `Action<S>` of an annotated handler.
-type ExtraFieldsOfObject<R> = R extends readonly unknown[]
+/**
+ * The unknown fields of one action object. Arrays are looked into one level deep (an action array,
+ * in {@link ExtraFields}), which keeps the type finite for the recursive `Action<S>` of an
+ * annotated handler.
+ */
+export type ExtraFieldsOfObject<R> = R extends readonly unknown[]
   ? never
   : R extends object
     ? Exclude<keyof R, ActionField>
     : never;
-type ExtraFields<R> = R extends readonly (infer E)[] ? ExtraFieldsOfObject<E> : ExtraFieldsOfObject<R>;
+/** The fields of an action `R` (an object or an array of them) that are not action fields. */
+export type ExtraFields<R> = R extends readonly (infer E)[] ? ExtraFieldsOfObject<E> : ExtraFieldsOfObject<R>;
 
 /** The type an action with unknown fields is compared against: each unknown field must be this message. */
 export type UnknownActionField<R> = { [F in ExtraFields<Awaited<R>>]: "is not an action field" };
@@ -78,7 +82,8 @@ export type PacketFor<E extends Encoding | undefined> = [E] extends ["utf8"]
     ? Uint8Array
     : Packet;
 
-type ReturnOf<F> = F extends (...args: never[]) => infer V ? V : never;
+/** What a function type returns (`never` for anything else, so optional callbacks drop out). */
+export type ReturnOf<F> = F extends (...args: never[]) => infer V ? V : never;
 
 /**
  * `R`, or `R | undefined` when the handler `T`'s callback `K` may return `"ignore"`: what a start

@@ -163,7 +163,8 @@ export interface ListenerInfo {
 /** `listenInit` result: keep init (`undefined`), replace it, stop the start, or ignore (start resolves to `undefined`). */
 export type ListenInitResult<I> = undefined | { init: I } | { stop: unknown } | "ignore";
 
-type MaybePromise<T> = T | Promise<T>;
+/** A value or a promise of it: what a callback may return. */
+export type MaybePromise<T> = T | Promise<T>;
 
 /**
  * The callbacks of a server, connector or pool. One handler object is shared by all connections;

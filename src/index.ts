@@ -47,6 +47,7 @@ export {
   SockerlError,
   type SockerlErrorCode,
   SocketConnectError,
+  type SocketErrorInfo,
   SocketListenError,
   SocketSendError,
   TlsHandshakeError,
@@ -62,11 +63,24 @@ export type {
   LastMessage,
   ListenerInfo,
   ListenInitResult,
+  MaybePromise,
   Meta,
   Outgoing,
   Packet,
   ReceiveMode,
 } from "./handler.ts";
+export type {
+  ActionCallback,
+  ActionField,
+  CheckedActions,
+  Encoding,
+  ExtraFields,
+  ExtraFieldsOfObject,
+  PacketFor,
+  ReturnOf,
+  UnknownActionField,
+  UnlessIgnored,
+} from "./handler-check.ts";
 export type {
   AcceptorMode,
   CommonOptions,
@@ -99,7 +113,7 @@ export {
 } from "./supervisor.ts";
 export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";
 export type { DebugOption, Statistics, TraceSink } from "./trace.ts";
-export { type TlsOptions, tls } from "./transport/tls.ts";
+export { type Pem, type TlsCertificate, type TlsOptions, type TlsVersion, tls } from "./transport/tls.ts";
 export {
   type ConnectRequest,
   type ListenRequest,
