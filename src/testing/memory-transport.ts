@@ -63,6 +63,8 @@ export class MemorySocket implements TransportSocket {
   written = 0;
   /** When set, writes go to this function at once (always taken in full) instead of to the other end. */
   sink: Sink | undefined = undefined;
+  /** For a server end: its listener's set of open accepted sockets. */
+  acceptedBy: Set<MemorySocket> | undefined = undefined;
   readonly #network: MemoryNetwork;
   #window: number;
   #inbound: Uint8Array[] = [];
@@ -342,6 +344,8 @@ export interface MemoryAcceptor {
 
 class MemoryListener implements TransportListener {
   #stopped = false;
+  /** Server ends this listener accepted and still open (for `stop(true)`). */
+  readonly accepted = new Set<MemorySocket>();
   constructor(
     readonly network: MemoryNetwork,
     readonly port: number,
@@ -415,10 +419,7 @@ export class MemoryNetwork {
       if (rest.length === 0) this.#ports.delete(listener.port);
       else this.#ports.set(listener.port, rest);
     }
-    if (closeActive) {
-      for (const socket of [...this.#open])
-        if (socket.events === listener.acceptor.events) socket.terminate();
-    }
+    if (closeActive) for (const socket of [...listener.accepted]) socket.terminate();
   }
 
   /** Whether something listens on `port`. */
@@ -460,6 +461,8 @@ export class MemoryNetwork {
     server.other = client;
     this.#open.add(client);
     this.#open.add(server);
+    listener.accepted.add(server);
+    server.acceptedBy = listener.accepted;
     listener.acceptor.accept(server);
     return client;
   }
@@ -467,6 +470,7 @@ export class MemoryNetwork {
   /** @internal A socket closed. */
   forget(socket: MemorySocket): void {
     this.#open.delete(socket);
+    socket.acceptedBy?.delete(socket);
   }
 
   /** Open sockets (either end of a connection). */

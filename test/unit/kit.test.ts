@@ -242,6 +242,25 @@ describe("peer and memory transport", () => {
     expect(server.connections().length).toBe(2);
   });
 
+  test("a memory listener's stop(true) resets only its own connections", async () => {
+    await using kit = testKit();
+    const one = await kit.startServer(echo, undefined);
+    const two = await kit.startServer(echo, undefined);
+    const a = await kit.connect(one);
+    const b = await kit.connect(two);
+    const listener = kit.transport.listen({
+      hostname: "127.0.0.1",
+      port: 0,
+      reusePort: false,
+      data: undefined,
+      events: { open() {}, data() {}, drain() {}, end() {}, close() {}, error() {}, handshake() {} },
+    });
+    const c = await kit.connect(listener.port);
+    listener.stop(true);
+    expect((await c.closed).reset).toBe(true);
+    expect(a.isClosed || b.isClosed).toBe(false);
+  });
+
   test("connecting to a memory port nobody listens on is ECONNREFUSED", async () => {
     await using kit = testKit();
     const error = await kit.connect(4242).catch((e: unknown) => e);
