@@ -223,7 +223,11 @@ export class Bench {
     this.o = o;
     this.outDir = o.out ?? mkdtempSync(join(tmpdir(), "sockerl-bench-"));
     mkdirSync(this.outDir, { recursive: true });
-    this.loadgen = buildLoadgen();
+    try {
+      this.loadgen = buildLoadgen();
+    } catch (e) {
+      die((e as Error).message);
+    }
     this.nofile = Math.max(o.idleConns + 1024, 4096);
     const ncpu = availableParallelism();
     const pin = Bun.which("taskset") !== null && ncpu > Math.max(o.serverCpu, o.clientCpu);

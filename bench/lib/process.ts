@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import type { Subprocess } from "bun";
-import { cmdOut, die, log, sleep } from "./util.ts";
+import { cmdOut, log, sleep } from "./util.ts";
 
 /** The bench/ folder. */
 export const BENCH = resolve(import.meta.dir, "..");
@@ -154,7 +154,7 @@ function hasTls(bin: string): boolean {
 /**
  * Build bench/loadgen.c into bench/.build/loadgen when missing or older than the source: with
  * OpenSSL (`-DLOADGEN_TLS -lssl -lcrypto`) when its headers and libraries are there, else without
- * (the TLS cells are then skipped).
+ * (the TLS cells are then skipped). Throws when gcc cannot build it at all.
  */
 export function buildLoadgen(): Loadgen {
   const src = join(BENCH, "loadgen.c");
@@ -171,7 +171,7 @@ export function buildLoadgen(): Loadgen {
   log(`building ${relative(ROOT, bin)} (gcc -O2, with OpenSSL when available)`);
   if (!gcc(["-lssl", "-lcrypto"], true)) {
     log("OpenSSL (libssl-dev) not found: loadgen built without TLS, the TLS cells will be skipped");
-    if (!gcc([], false)) die("cannot build bench/loadgen.c with gcc");
+    if (!gcc([], false)) throw new Error("cannot build bench/loadgen.c with gcc");
   }
   renameSync(tmp, bin); // atomic: a concurrent run never sees a half-written binary
   return { bin, tls: hasTls(bin) };
