@@ -369,6 +369,18 @@ export class TestKit implements AsyncDisposable {
   }
 
   /**
+   * A memory port where connects never complete (a dropped SYN), to test `connectTimeout` and what a
+   * pool does with a peer that does not answer.
+   *
+   * @example
+   * const nowhere = kit.blackhole();
+   * await kit.startConnector(handler, undefined, nowhere, { connectTimeout: 50 }); // rejects ETIMEDOUT
+   */
+  blackhole(): { readonly host: string; readonly port: number } {
+    return { host: "127.0.0.1", port: this.#network.blackhole(0) };
+  }
+
+  /**
    * A driver for benchmarks and tight tests: one connection of `handler` on the memory network whose
    * {@link HandlerDriver.push} delivers a chunk synchronously; what the handler sends is counted (and
    * kept with `collect: true`).

@@ -385,6 +385,7 @@ export class MemoryNetwork {
   readonly #ports = new Map<number, MemoryListener[]>();
   readonly #roundRobin = new Map<number, number>();
   readonly #open = new Set<MemorySocket>();
+  readonly #blackholes = new Set<number>();
   #nextPort = 1;
   #nextEphemeral = 49152;
   /** Receive window of new sockets, in bytes. */
@@ -420,6 +421,22 @@ export class MemoryNetwork {
       else this.#ports.set(listener.port, rest);
     }
     if (closeActive) for (const socket of [...listener.accepted]) socket.terminate();
+  }
+
+  /** Makes `port` a black hole: connects to it never complete, as when a firewall drops the SYN. */
+  blackhole(port: number): number {
+    let bound = port;
+    if (bound === 0) {
+      while (this.#ports.has(this.#nextPort) || this.#blackholes.has(this.#nextPort)) this.#nextPort++;
+      bound = this.#nextPort++;
+    }
+    this.#blackholes.add(bound);
+    return bound;
+  }
+
+  /** Whether connects to `port` hang. */
+  isBlackhole(port: number): boolean {
+    return this.#blackholes.has(port);
   }
 
   /** Whether something listens on `port`. */
@@ -520,6 +537,8 @@ class MemoryTransport implements Transport {
   async connect(request: ConnectRequest): Promise<TransportSocket> {
     // Connecting takes a turn, as a real connect does: the caller's code after connect() runs first.
     await Promise.resolve();
+    // A black hole drops the SYN: the connect never completes (the connector's connectTimeout decides).
+    if (this.#network.isBlackhole(request.port)) return new Promise<never>(() => {});
     const socket = this.#network.dial(request.port, request.events);
     socket.data = request.data;
     request.events.open(socket);

@@ -333,6 +333,17 @@ describe("connectors and pools", () => {
     expect(server.connections().length).toBe(4);
   });
 
+  test("a connector to a black hole times out with ETIMEDOUT after connectTimeout", async () => {
+    await using kit = testKit();
+    const nowhere = kit.blackhole();
+    const pending = kit
+      .startConnector(echo, undefined, nowhere, { connectTimeout: 20 })
+      .catch((e: unknown) => e);
+    await kit.clock.advance(20); // for a connect timer on the library's clock (a real one fires by itself)
+    const error = await pending;
+    expect((error as { code?: string }).code).toBe("ETIMEDOUT");
+  });
+
   test("a connector to a port nobody listens on rejects with ECONNREFUSED", async () => {
     await using kit = testKit();
     const error = await kit.startConnector(echo, undefined, 999).catch((e: unknown) => e);
