@@ -50,12 +50,8 @@ if (serverConn === undefined) throw new Error("no server connection");
 console.log(`tracing server connection <${serverId}>:`);
 sys.trace(serverConn, true);
 
-// 2. Calls through the pool's connectors: each line goes out and comes back as the reply.
-for (const [slot, conn] of pool.connections()) {
-  console.log(
-    `pool slot ${slot} (connector <${conn.id}>) got: ${await conn.call<string>(`hello from slot ${slot}`)}`,
-  );
-}
+// 2. Calls through the pool: each is routed to a live connector (round-robin), the echo is the reply.
+for (let i = 1; i <= 3; i++) console.log(`pool.call #${i} got: ${await pool.call<string>(`hello ${i}`)}`);
 sys.trace(serverConn, false);
 
 // 3. A call into a server connection: how many lines it echoed.
