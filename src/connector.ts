@@ -1,7 +1,11 @@
 /**
- * Connectors: outgoing connections (`Bun.connect`) run by the same connection process as server
- * connections. Bun has no connect timeout and cannot cancel a pending connect (docs/bun-sockets.md),
- * so `connectTimeout` is the library's own timer; a socket that opens after it fired is reset at once.
+ * Connectors: outgoing connections run by the same connection process as server connections.
+ * `Bun.connect` has no connect timeout and cannot abandon a connect in progress (against a host that
+ * drops SYNs its socket lingers ~2 minutes, holding a descriptor and the process). So for TCP the
+ * connect phase is a cancellable dial (src/dial.ts: `node:net`, its descriptor then handed to
+ * `Bun.connect({ fd })`): `connectTimeout`, `pool.stop()` and a stopping pool's teardown close a
+ * connect in progress at once. Transports that cannot take a descriptor (TLS, custom ones) connect
+ * with `connectTimeout` as the library's own timer; a socket that opens after it fired is reset.
  *
  * @module
  */
@@ -15,6 +19,7 @@ import {
   F_IGNORED,
 } from "./connection/process.ts";
 import { viewOf } from "./connection/view.ts";
+import { closeFd, type Dial, dialTcp } from "./dial.ts";
 import {
   ArgumentError,
   describeReason,
@@ -40,7 +45,8 @@ import {
 import { encodeProxyHeader, type ProxyHeaderInit } from "./proxy/header.ts";
 import { proxyConnectTransport } from "./proxy/transport.ts";
 import { register, unregister } from "./registry.ts";
-import type { Transport, TransportSocket } from "./transport/transport.ts";
+import { type FdConnectRequest, TAKES_FD } from "./transport/bun-options.ts";
+import type { ConnectRequest, Transport, TransportSocket } from "./transport/transport.ts";
 
 /** Default `connectTimeout`: 3000 ms. */
 export const DEFAULT_CONNECT_TIMEOUT = 3000;
@@ -87,14 +93,21 @@ export function initFailure(reason: ExitReason): Error {
   });
 }
 
+/** Lets the owner abandon a connect in progress (a stopping pool). */
+export interface ConnectCancel {
+  /** Set by {@link connectOnce} while the connect is in progress; closes it and rejects the start. */
+  cancel?: (() => void) | undefined;
+}
+
 /**
  * Connects once and runs `init`. Resolves with the running connection, `undefined` when `init`
- * returned "ignore"; rejects with {@link SocketConnectError} (connect failed or timed out) or the
- * reason `init` failed with.
+ * returned "ignore"; rejects with {@link SocketConnectError} (connect failed, timed out, or was
+ * cancelled through `control`) or the reason `init` failed with.
  */
 export function connectOnce(
   spec: ConnectSpec,
   owner: ConnectionOwner | undefined,
+  control?: ConnectCancel,
 ): Promise<ConnectionProcess | undefined> {
   const conn = new ConnectionProcess(
     {
@@ -112,57 +125,86 @@ export function connectOnce(
   return new Promise((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let settled = false;
+    let dial: Dial | undefined;
     const fail = (error: Error): void => {
       if (settled) return;
       settled = true;
       if (timer !== undefined) clearTimeout(timer);
+      if (control !== undefined) control.cancel = undefined;
       reject(error);
+    };
+    /** Gives up before the socket is attached: the dial (if any) closes now. */
+    const abandon = (code: "ETIMEDOUT" | "ECONNABORTED", info: string): void => {
+      if (settled || conn.socket !== undefined) return; // connected: init (or the TLS handshake) is running
+      dial?.cancel();
+      detach(conn); // a socket that opens later is reset by the connection's open handler
+      fail(
+        new SocketConnectError({
+          code,
+          reason: code.toLowerCase(),
+          info,
+          transport: spec.transport.name,
+          host: spec.host,
+          port: spec.port,
+        }),
+      );
     };
     onStarted(conn, (ok, reason) => {
       if (timer !== undefined) clearTimeout(timer);
+      if (control !== undefined) control.cancel = undefined;
       if (settled) return;
       settled = true;
       if (ok) resolve(conn);
       else if ((conn.flags & F_IGNORED) !== 0) resolve(undefined);
       else reject(initFailure(reason));
     });
+    if (control !== undefined) control.cancel = () => abandon("ECONNABORTED", "connect cancelled");
     if (spec.connectTimeout !== Number.POSITIVE_INFINITY) {
       timer = setTimeout(() => {
         timer = undefined;
-        if (conn.socket !== undefined) return; // connected: init (or the handshake, with its own timeout) is running
-        detach(conn); // a socket that opens later is reset by the connection's open handler
-        fail(
-          new SocketConnectError({
-            code: "ETIMEDOUT",
-            reason: "etimedout",
-            info: `connection timed out after ${spec.connectTimeout} ms`,
-            transport: spec.transport.name,
-            host: spec.host,
-            port: spec.port,
-          }),
-        );
+        abandon("ETIMEDOUT", `connection timed out after ${spec.connectTimeout} ms`);
       }, spec.connectTimeout);
     }
-    let pending: Promise<unknown>;
-    try {
-      pending = spec.transport.connect({
-        hostname: spec.host,
-        port: spec.port,
-        events: EVENTS,
-        data: conn,
-      });
-    } catch (error) {
-      detach(conn);
-      fail(connectError(spec, error));
+    const request: ConnectRequest & FdConnectRequest = {
+      hostname: spec.host,
+      port: spec.port,
+      events: EVENTS,
+      data: conn,
+    };
+    const open = (fd: number | undefined): void => {
+      let pending: Promise<unknown>;
+      try {
+        pending = spec.transport.connect(fd === undefined ? request : { ...request, fd });
+      } catch (error) {
+        if (fd !== undefined) closeFd(fd);
+        detach(conn);
+        fail(connectError(spec, error));
+        return;
+      }
+      pending.then(
+        (socket) => {
+          // Bun usually fires `open` before this; attach here in case a transport does not.
+          if (!settled && conn.socket === undefined && isAlive(conn))
+            attachSocket(conn, socket as TransportSocket);
+        },
+        (error) => {
+          detach(conn);
+          fail(connectError(spec, error));
+        },
+      );
+    };
+    if ((spec.transport as { [TAKES_FD]?: boolean })[TAKES_FD] === true) dial = dialTcp(spec.host, spec.port);
+    if (dial === undefined) {
+      open(undefined);
       return;
     }
-    pending.then(
-      (socket) => {
-        // Bun usually fires `open` before this; attach here in case a transport does not.
-        if (!settled && conn.socket === undefined && isAlive(conn))
-          attachSocket(conn, socket as TransportSocket);
+    dial.fd.then(
+      (fd) => {
+        if (settled)
+          closeFd(fd); // timed out or cancelled just as it connected
+        else open(fd);
       },
-      (error) => {
+      (error: unknown) => {
         detach(conn);
         fail(connectError(spec, error));
       },

@@ -21,7 +21,7 @@ import { backoff } from "./backoff.ts";
 import type { ConnectionOwner, ConnectionProcess } from "./connection/process.ts";
 import { shutdown } from "./connection/requests.ts";
 import { viewOf } from "./connection/view.ts";
-import { type ConnectSpec, connectOnce, connectSpec } from "./connector.ts";
+import { type ConnectCancel, type ConnectSpec, connectOnce, connectSpec } from "./connector.ts";
 import { connectorDownChannel, connectorUpChannel } from "./diagnostics.ts";
 import { ArgumentError, NoProcError, OptionError } from "./errors.ts";
 import type { Connection, ExitReason, Handler, Outgoing } from "./handler.ts";
@@ -71,6 +71,8 @@ class Slot implements ConnectionOwner {
   timer: ReturnType<typeof setTimeout> | undefined = undefined;
   /** The connect (and init) in flight, awaited by a stopping pool. */
   connecting: Promise<ConnectionProcess | undefined> | undefined = undefined;
+  /** Abandons the connect in flight (a stopping pool does not wait out `connectTimeout`). */
+  readonly control: ConnectCancel = {};
   readonly track: PlanTrack;
   constructor(
     readonly id: number,
@@ -200,7 +202,7 @@ export class Pool<S = unknown, I = unknown> {
   }
 
   async #connect(slot: Slot): Promise<ConnectionProcess | undefined> {
-    const attempt = connectOnce(slot.spec, slot);
+    const attempt = connectOnce(slot.spec, slot, slot.control);
     slot.connecting = attempt;
     let conn: ConnectionProcess | undefined;
     try {
@@ -365,7 +367,9 @@ export class Pool<S = unknown, I = unknown> {
     for (const slot of this.#slots.values()) {
       if (slot.timer !== undefined) clearTimeout(slot.timer);
       if (slot.conn !== undefined) running.push(slot.conn);
-      // A connect in flight would start a connector after the pool ended: wait for it, then end it.
+      // A connect in flight would start a connector after the pool ended: abandon it (its socket
+      // closes now) or, once connected and running init, wait for it and end it.
+      slot.control.cancel?.();
       if (slot.connecting !== undefined) {
         ending.push(
           slot.connecting.then(

@@ -14,8 +14,25 @@
  */
 import type { TransportEvents, TransportSocket } from "./transport.ts";
 
-/** Where a socket listens or connects: a TCP host and port, or a Unix socket path. */
-export type Endpoint = { readonly hostname: string; readonly port: number } | { readonly unix: string };
+/**
+ * Where a socket listens or connects: a TCP host and port, a Unix socket path, or (connect only) a
+ * descriptor already connected elsewhere (`Bun.connect({ fd })`, see src/dial.ts).
+ */
+export type Endpoint =
+  | { readonly hostname: string; readonly port: number }
+  | { readonly unix: string }
+  | { readonly fd: number };
+
+/**
+ * Marks a transport whose `connect` takes over a connected descriptor given as `fd` in the request
+ * (connectors then connect with a cancellable dial first).
+ */
+export const TAKES_FD: unique symbol = Symbol("sockerl.takesFd");
+
+/** A connect request that may carry a connected descriptor (for transports marked {@link TAKES_FD}). */
+export interface FdConnectRequest {
+  readonly fd?: number | undefined;
+}
 
 /** What a transport wants of one `Bun.listen` / `Bun.connect` call. */
 export interface BunSocketSetup {

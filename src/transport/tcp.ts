@@ -5,7 +5,7 @@
  */
 import { ArgumentError, OptionError } from "../errors.ts";
 import { booleanOption } from "../validate.ts";
-import { bunConnect, bunListen } from "./bun-options.ts";
+import { bunConnect, bunListen, type FdConnectRequest, TAKES_FD } from "./bun-options.ts";
 import type {
   ConnectRequest,
   ListenRequest,
@@ -23,6 +23,7 @@ export interface TcpOptions {
 class TcpTransport implements Transport {
   readonly name = "tcp";
   readonly secure = false;
+  readonly [TAKES_FD] = true;
   readonly #ipv6Only: boolean;
 
   constructor(options: TcpOptions) {
@@ -40,8 +41,9 @@ class TcpTransport implements Transport {
   }
 
   connect(request: ConnectRequest): Promise<TransportSocket> {
+    const fd = (request as FdConnectRequest).fd;
     return bunConnect({
-      endpoint: { hostname: request.hostname, port: request.port },
+      endpoint: fd === undefined ? { hostname: request.hostname, port: request.port } : { fd },
       handlers: request.events,
       data: request.data,
     });
