@@ -17,14 +17,16 @@
  *
  * @module
  */
-import { type Handler, type Server, type ServerInfo, startServer } from "../src/index.ts";
+import diagnostics from "node:diagnostics_channel";
+import { type Connection, type Handler, type Server, type ServerInfo, startServer } from "../src/index.ts";
 
 /** One metric family of the exposition. */
 interface Family {
   name: string;
-  type: "counter" | "gauge";
+  type: "counter" | "gauge" | "histogram";
   help: string;
-  samples: Array<[labels: string, value: number]>;
+  /** `[what follows the name (a suffix, labels), value]`. */
+  samples: Array<[series: string, value: number]>;
 }
 
 /** A number as the exposition writes it (`+Inf` for no limit). */
@@ -35,8 +37,77 @@ function sampleValue(value: number): string {
   return String(value);
 }
 
+/** Upper bounds, in seconds, of the connection lifetime histogram's buckets (then `+Inf`). */
+export const LIFETIME_BUCKETS: readonly number[] = [0.01, 0.1, 1, 10, 60, 600];
+
 /**
- * Renders `info` (plus the example's message count, when given) in the Prometheus text exposition
+ * A Prometheus histogram of connection lifetimes (seconds from `init` to the end): what `info()`
+ * cannot tell, and what the diagnostics channels can. Fed by {@link observeLifetimes}.
+ *
+ * @example
+ * const lifetimes = new LifetimeHistogram();
+ * lifetimes.observe(0.25); // one connection that lived 250 ms
+ */
+export class LifetimeHistogram {
+  /** Observations per bucket (not cumulative); the last one is `+Inf`. */
+  readonly buckets: number[] = new Array<number>(LIFETIME_BUCKETS.length + 1).fill(0);
+  /** Sum of the observed lifetimes, in seconds. */
+  sum = 0;
+  /** Number of observations. */
+  count = 0;
+
+  /** Records one lifetime of `seconds`. */
+  observe(seconds: number): void {
+    let i = LIFETIME_BUCKETS.findIndex((bound) => seconds <= bound);
+    if (i === -1) i = LIFETIME_BUCKETS.length;
+    this.buckets[i]!++;
+    this.sum += seconds;
+    this.count++;
+  }
+}
+
+/**
+ * Feeds `histogram` with the lifetimes of `server`'s connections, from the `sockerl:connection:start`
+ * and `sockerl:connection:exit` channels (connections of other servers are left out). Returns the
+ * function that unsubscribes.
+ *
+ * @example
+ * const lifetimes = new LifetimeHistogram();
+ * const stop = observeLifetimes(server, lifetimes);
+ * // later
+ * stop();
+ */
+export function observeLifetimes<S, I>(server: Server<S, I>, histogram: LifetimeHistogram): () => void {
+  const started = new WeakMap<Connection, number>();
+  const onStart = (message: unknown): void => {
+    const m = message as { connection: Connection; server?: unknown };
+    if (m.server === server) started.set(m.connection, performance.now());
+  };
+  const onExit = (message: unknown): void => {
+    const { connection } = message as { connection: Connection };
+    const at = started.get(connection);
+    if (at === undefined) return;
+    started.delete(connection);
+    histogram.observe((performance.now() - at) / 1000);
+  };
+  diagnostics.subscribe("sockerl:connection:start", onStart);
+  diagnostics.subscribe("sockerl:connection:exit", onExit);
+  return () => {
+    diagnostics.unsubscribe("sockerl:connection:start", onStart);
+    diagnostics.unsubscribe("sockerl:connection:exit", onExit);
+  };
+}
+
+/** Extra families of the exposition that `info()` does not have. */
+export interface MetricsExtra {
+  /** Lines the echo handler answered (`echo_messages_total`). */
+  messages?: number;
+  /** Connection lifetimes (`sockerl_connection_duration_seconds`). */
+  lifetimes?: LifetimeHistogram;
+}
+
+/**
+ * Renders `info` (plus the example's message count and lifetimes, when given) in the Prometheus text exposition
  * format, version 0.0.4: a `# HELP` and a `# TYPE` line per family, then its samples; counters end in
  * `_total`.
  *
@@ -46,7 +117,7 @@ function sampleValue(value: number): string {
  * // # TYPE sockerl_connections_active gauge
  * // sockerl_connections_active 3
  */
-export function metricsText(info: ServerInfo, extra: { messages?: number } = {}): string {
+export function metricsText(info: ServerInfo, extra: MetricsExtra = {}): string {
   const families: Family[] = [
     {
       name: "sockerl_connections_active",
@@ -106,6 +177,24 @@ export function metricsText(info: ServerInfo, extra: { messages?: number } = {})
       type: "counter",
       help: "Lines the example's echo handler answered.",
       samples: [["", extra.messages]],
+    });
+  }
+  const lifetimes = extra.lifetimes;
+  if (lifetimes !== undefined) {
+    // Buckets are cumulative in the exposition: each counts every lifetime up to its bound.
+    let cumulative = 0;
+    const samples: Family["samples"] = [];
+    for (let i = 0; i <= LIFETIME_BUCKETS.length; i++) {
+      cumulative += lifetimes.buckets[i]!;
+      const le = i < LIFETIME_BUCKETS.length ? String(LIFETIME_BUCKETS[i]) : "+Inf";
+      samples.push([`_bucket{le="${le}"}`, cumulative]);
+    }
+    samples.push(["_sum", lifetimes.sum], ["_count", lifetimes.count]);
+    families.push({
+      name: "sockerl_connection_duration_seconds",
+      type: "histogram",
+      help: "How long connections lived, from init to their end (from the diagnostics channels).",
+      samples,
     });
   }
   let out = "";
@@ -197,6 +286,8 @@ export interface MetricsExample {
   readonly url: string;
   /** Messages the echo handler answered so far. */
   readonly messages: number;
+  /** Lifetimes of the echo server's connections that ended. */
+  readonly lifetimes: LifetimeHistogram;
   /** Takes a sample now (the timer does it every `sampleMs`). */
   sample(): void;
   /** Stops the sampler, the HTTP endpoint and the echo server. */
@@ -234,6 +325,8 @@ export async function startMetricsExample(options: MetricsExampleOptions = {}): 
     ...(options.maxConnections === undefined ? {} : { maxConnections: options.maxConnections }),
   });
   if (server === undefined) throw new Error("the echo server's listenInit ignored the start");
+  const lifetimes = new LifetimeHistogram();
+  const unobserve = observeLifetimes(server, lifetimes);
 
   const ring = new SampleRing(options.history ?? 300);
   let last: { t: number; messages: number; bytesIn: number; bytesOut: number } | undefined;
@@ -265,7 +358,7 @@ export async function startMetricsExample(options: MetricsExampleOptions = {}): 
       const { pathname } = new URL(request.url);
       if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
       if (pathname === "/metrics") {
-        return new Response(metricsText(server.info(), { messages }), {
+        return new Response(metricsText(server.info(), { messages, lifetimes }), {
           headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
         });
       }
@@ -298,10 +391,12 @@ export async function startMetricsExample(options: MetricsExampleOptions = {}): 
     get messages() {
       return messages;
     },
+    lifetimes,
     sample,
     stop() {
       stopped ??= (async () => {
         clearInterval(timer);
+        unobserve();
         await http.stop(true);
         await server.stop();
       })();

@@ -12,7 +12,14 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type MetricsExample, metricsText, SampleRing, startMetricsExample } from "../../examples/metrics.ts";
+import {
+  LIFETIME_BUCKETS,
+  LifetimeHistogram,
+  type MetricsExample,
+  metricsText,
+  SampleRing,
+  startMetricsExample,
+} from "../../examples/metrics.ts";
 import type { ServerInfo } from "../../src/index.ts";
 import { RawClient } from "../helpers/client.ts";
 import { cleanup, defer } from "../helpers/server.ts";
@@ -202,6 +209,31 @@ describe("the exposition", () => {
     expect(limited.has("echo_messages_total")).toBe(false);
   });
 
+  test("the lifetime histogram: cumulative buckets ending in +Inf, then _sum and _count", () => {
+    const lifetimes = new LifetimeHistogram();
+    for (const seconds of [0.005, 0.01, 0.5, 0.5, 42, 3600]) lifetimes.observe(seconds);
+    const families = parseExposition(metricsText(SNAPSHOT, { lifetimes }));
+    const h = families.get("sockerl_connection_duration_seconds")!;
+    expect(h.type).toBe("histogram");
+    const rows = h.samples.map((x) => [
+      x.name.replace("sockerl_connection_duration_seconds", ""),
+      x.labels,
+      x.value,
+    ]);
+    expect(rows).toEqual([
+      ["_bucket", { le: "0.01" }, 2], // 0.01 is within its bucket (le: less or equal)
+      ["_bucket", { le: "0.1" }, 2],
+      ["_bucket", { le: "1" }, 4],
+      ["_bucket", { le: "10" }, 4],
+      ["_bucket", { le: "60" }, 5],
+      ["_bucket", { le: "600" }, 5],
+      ["_bucket", { le: "+Inf" }, 6],
+      ["_sum", {}, 0.005 + 0.01 + 0.5 + 0.5 + 42 + 3600],
+      ["_count", {}, 6],
+    ]);
+    expect(lifetimes.buckets.length).toBe(LIFETIME_BUCKETS.length + 1);
+  });
+
   test("the sample ring keeps the newest samples, oldest first", () => {
     const ring = new SampleRing(3);
     const s = (t: number) => ({
@@ -232,6 +264,7 @@ async function startExample(sampleMs = 1000): Promise<MetricsExample> {
 
 describe("the scrape", () => {
   test("counts what raw clients did: connects, echoes, a close, a reset", async () => {
+    const began = performance.now();
     const example = await startExample();
     const info = (): ServerInfo => example.server.info();
     let sent = 0;
@@ -272,6 +305,12 @@ describe("the scrape", () => {
     expect(value(m, "sockerl_bytes_received_total")).toBe(sent);
     expect(value(m, "sockerl_bytes_sent_total")).toBe(sent);
     expect(value(m, "echo_messages_total")).toBe(example.messages);
+    // The lifetimes of the two connections that ended, from the diagnostics channels.
+    expect(value(m, "sockerl_connection_duration_seconds_count")).toBe(2);
+    expect(value(m, "sockerl_connection_duration_seconds_bucket", { le: "+Inf" })).toBe(2);
+    const elapsed = (performance.now() - began) / 1000;
+    expect(value(m, "sockerl_connection_duration_seconds_sum")).toBeGreaterThan(0);
+    expect(value(m, "sockerl_connection_duration_seconds_sum")).toBeLessThan(2 * elapsed);
     expect(value(m, "sockerl_start_time_seconds") * 1000).toBe(info().startedAt.getTime());
   }, 10_000);
 
