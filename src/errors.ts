@@ -145,9 +145,13 @@ export function errnoCode(error: unknown, fallback: string): string {
 }
 
 abstract class SocketError extends SockerlError {
+  /** Human text for the errno, e.g. `"connection refused"`. */
   readonly info: string;
+  /** The transport's name, e.g. `"tcp"` or `"tls"`. */
   readonly transport: string;
+  /** The host connected to or bound, when known. */
   readonly host: string | undefined;
+  /** The port connected to or bound, when known. */
   readonly port: number | undefined;
 
   constructor(what: string, fields: SocketErrorInfo) {
@@ -233,7 +237,9 @@ export class CallbackError extends SockerlError {
 
 /** A callback returned something that is not an action (or `listenInit` returned a bad value). */
 export class BadReturnError extends SockerlError {
+  /** The callback that returned it (`"handlePacket"`, `"plan"`, …). */
   readonly callback: string;
+  /** The value it returned. */
   readonly returned: unknown;
   constructor(callback: string, returned: unknown, detail?: string) {
     super(
@@ -247,6 +253,7 @@ export class BadReturnError extends SockerlError {
 
 /** A `call` got no reply in time. */
 export class CallTimeoutError extends SockerlError {
+  /** The timeout the call had, in ms. */
   readonly timeoutMs: number;
   constructor(timeoutMs: number) {
     super(`Call got no reply within ${timeoutMs} ms`, { code: "ERR_CALL_TIMEOUT", reason: "timeout" });
@@ -256,6 +263,7 @@ export class CallTimeoutError extends SockerlError {
 
 /** The target (connection, server, pool, name) is not running. */
 export class NoProcError extends SockerlError {
+  /** The handle or registry name that is not running. */
   readonly target: unknown;
   constructor(target: unknown) {
     super(`No such process: ${typeof target === "string" ? target : describeValue(target)}`, {
@@ -270,6 +278,7 @@ export class NoProcError extends SockerlError {
 export class RestartLimitError extends SockerlError {
   /** The exit reason of the child's last exit. */
   readonly childReason: unknown;
+  /** The id of that child. */
   readonly childId: number;
   constructor(
     childId: number,
@@ -287,7 +296,9 @@ export class RestartLimitError extends SockerlError {
 
 /** A frame (or a line, or a passive read) is larger than `maxPacketSize`. */
 export class FrameTooLargeError extends SockerlError {
+  /** The size of the frame (announced by its header, or buffered so far), in bytes. */
   readonly size: number;
+  /** The `maxPacketSize` it exceeded, in bytes. */
   readonly maxPacketSize: number;
   constructor(size: number, maxPacketSize: number) {
     super(`Frame of ${size} bytes exceeds maxPacketSize ${maxPacketSize}`, {
@@ -324,6 +335,7 @@ export class SendOverflowError extends SockerlError {
 
 /** A pool request found no live connector and `maxWaiting` requests already waiting. */
 export class PoolFullError extends SockerlError {
+  /** The pool's `maxWaiting`. */
   readonly maxWaiting: number;
   constructor(maxWaiting: number) {
     super(`No live connector and ${maxWaiting} requests already waiting (maxWaiting)`, {
@@ -336,6 +348,7 @@ export class PoolFullError extends SockerlError {
 
 /** A pool request waited `waitTimeout` ms for a live connector. */
 export class PoolTimeoutError extends SockerlError {
+  /** The pool's `waitTimeout`, in ms. */
   readonly waitTimeout: number;
   constructor(waitTimeout: number) {
     super(`No live connector within ${waitTimeout} ms (waitTimeout)`, {

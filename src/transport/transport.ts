@@ -51,11 +51,17 @@ export interface TransportSocket {
 
 /** The events a transport reports; the library passes its own table (shared by all sockets). */
 export interface TransportEvents {
+  /** The socket is usable; `socket.data` must already be the `data` of the request. Once per socket. */
   open(socket: TransportSocket): void;
+  /** Bytes arrived. The transport must not change `chunk` afterwards (the library may keep a view). */
   data(socket: TransportSocket, chunk: Uint8Array): void;
+  /** A write that took fewer bytes than offered can be retried: the kernel has room again. */
   drain(socket: TransportSocket): void;
+  /** The peer half-closed (FIN): no more data will arrive; writing may go on. */
   end(socket: TransportSocket): void;
+  /** The socket is gone (with the error that ended it, if any). Exactly once per socket, last. */
   close(socket: TransportSocket, error?: Error): void;
+  /** A socket error (a TLS protocol alert, say). It does not say the socket is gone: `close` does. */
   error(socket: TransportSocket, error: Error): void;
   /** TLS only: the handshake finished (or failed). */
   handshake(socket: TransportSocket, success: boolean, authorizationError: Error | null): void;
