@@ -62,6 +62,8 @@ export interface ConnectOptions extends PeerOptions {
   readonly remoteAddress?: string;
   /** The peer's port as the handler sees it (`meta.remotePort`). @default an ephemeral port from 49152 */
   readonly remotePort?: number;
+  /** Receive window of the handler's socket, in bytes: how much of the peer's writes it buffers unread. @default the kit's `window` */
+  readonly handlerWindow?: number;
 }
 
 /** What a {@link TestKit.listen} script does with each accepted peer. */
@@ -315,6 +317,7 @@ export class TestKit implements AsyncDisposable {
     const port = typeof target === "number" ? target : target.port;
     const dial: MemoryConnectOptions = {
       ...(options.window === undefined ? {} : { window: options.window }),
+      ...(options.handlerWindow === undefined ? {} : { serverWindow: options.handlerWindow }),
       ...(options.remoteAddress === undefined ? {} : { remoteAddress: options.remoteAddress }),
       ...(options.remotePort === undefined ? {} : { remotePort: options.remotePort }),
     };

@@ -179,6 +179,19 @@ describe("peer and memory transport", () => {
     expect(peer.received).toBe(10_000);
   });
 
+  test("a handler side that does not read stalls the peer's writes past its window", async () => {
+    await using kit = testKit();
+    const held = await kit.startServer(echo, undefined, { acceptorMode: "sleep" }); // held: not read
+    const peer = await kit.connect(held, { handlerWindow: 100 });
+    void peer.write(Buffer.alloc(1000));
+    await Bun.sleep(0);
+    expect(peer.remoteUnread).toBe(100);
+    expect(peer.pendingWrite).toBe(900);
+    held.wakeupAcceptors();
+    expect((await peer.read(1000)).byteLength).toBe(1000); // echoed once it reads
+    expect(peer.pendingWrite).toBe(0);
+  });
+
   test("the peer's half-close reaches handleDisconnect; the handler's goodbye still arrives", async () => {
     await using kit = testKit();
     const server = await kit.startServer<undefined>(
