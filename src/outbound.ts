@@ -1,6 +1,6 @@
 /**
  * The outbound queue of one connection. Bun's `write()` has no buffer: it returns how many bytes the
- * kernel took and drops the rest (BUN-SOCKETS.md §0.1). Whatever the kernel did not take waits here, in
+ * kernel took and drops the rest (docs/bun-sockets.md#write-drops). Whatever the kernel did not take waits here, in
  * order, and is retried on `drain`. Small chunks are coalesced into one write (one syscall) per flush.
  *
  * @module

@@ -210,7 +210,7 @@ function utf8Text(bytes: Uint8Array, cut: boolean): string | undefined {
 
 /**
  * Bytes for a trace line: quoted and escaped like a string when they are printable text (ASCII or
- * UTF-8: `"foo\r\n"`, as DESIGN's `got packet "foo"`), otherwise hex in Erlang's binary brackets
+ * UTF-8: `"foo\r\n"`, as in a `got packet "foo"` trace line), otherwise hex in Erlang's binary brackets
  * (`<<00 ff 10>>`); beyond {@link TRACE_PAYLOAD_MAX} bytes the payload is cut and its full size shown:
  * `"aaaa"...(4096 bytes)`.
  */

@@ -1,7 +1,7 @@
 /**
  * TLS test helpers: the PEM fixtures (see `test/fixtures/README.md`), a plain Bun client that can
  * speak TLS from the start or upgrade to it (STARTTLS) and never loses a write (Bun drops bytes
- * written before the handshake, BUN-SOCKETS.md §0.5), and a relay that glues the client's STARTTLS
+ * written before the handshake, docs/bun-sockets.md#tls-connect-before-handshake), and a relay that glues the client's STARTTLS
  * line and its ClientHello into one TCP segment (a pipelined ClientHello).
  *
  * Every client and relay is registered for {@link closeTlsHelpers} (call it from `afterEach`).

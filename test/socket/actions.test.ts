@@ -1,5 +1,5 @@
 /**
- * Invariant: what a callback returns is an Action (DESIGN §1), applied in a fixed order whatever the
+ * Invariant: what a callback returns is an Action (docs/handlers.md#actions), applied in a fixed order whatever the
  * order of its keys: `state`, `send`, `reply`, `timeout`, then `close: true` (exit "normal") or
  * `stop: reason` (exit with that reason); `undefined` and `{}` change nothing. An array of actions is
  * applied element by element, in order, and stops at the first element that ends the connection.

@@ -1,5 +1,5 @@
 /**
- * Invariant: SockErl's module functions (src/api.ts, DESIGN §6) act on a handle or on a registry name
+ * Invariant: SockErl's module functions (src/api.ts, docs/servers.md and docs/connectors.md) act on a handle or on a registry name
  * (the `name` start option) alike: `sendSync`, `sendAsync`, `stopConnector` on connectors;
  * `getServerConnections`, `stopServer`, `sleepAcceptors`, `wakeupAcceptors`, `getAcceptorModes`,
  * `changeAcceptorModes`, `getAcceptors` on servers; `getPoolConnections`, `stopPool`, `addConnector` on

@@ -1,5 +1,5 @@
 /**
- * Invariant: writes never lose data (DESIGN §2, BUN-SOCKETS §0.1). Whatever the kernel does not take
+ * Invariant: writes never lose data (Bun's `write()` drops what the kernel does not take: docs/bun-sockets.md#write-drops). Whatever the kernel does not take
  * is queued in order and flushed on drain, however long the peer stops reading, so a 32 MiB push to a
  * client that pauses arrives byte for byte. While more than `highWaterMark` bytes are queued the
  * connection stops reading (the peer's writes stall in the kernel) and reads again once the queue has

@@ -1,6 +1,6 @@
 /**
  * Invariant: each accepted socket is one connection process that runs the handler contract of
- * DESIGN §1 on real loopback sockets. `init` gives the first state; `handlePacket`, `handleCall`
+ * docs/handlers.md on real loopback sockets. `init` gives the first state; `handlePacket`, `handleCall`
  * (answered by `reply` in the action or later by `from.reply`), `handleCast`, `handleEvent` (via
  * `conn.notify`), `handleDisconnect` (peer close) and `timeout` (an idle timer re-armed by every event)
  * each see the last committed state; `terminate` runs exactly once on every exit of a started

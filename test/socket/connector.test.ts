@@ -1,6 +1,6 @@
 /**
  * Invariant: `startConnector` dials `host:port` and runs the same connection process as an accepted
- * server connection (DESIGN §5, §6): `init` then callbacks that never overlap, calls, casts, events,
+ * server connection (docs/connectors.md): `init` then callbacks that never overlap, calls, casts, events,
  * `sendSync`/`sendAsync`, `stop` (terminate runs once, the peer sees the close) and `exited`. A peer that
  * closes the connection runs `handleDisconnect`, whose `stop` reason ends the connector with an
  * abnormal-exit report (SockErl README's timeout-driven client exits with "closed_by_remote"). A connect

@@ -1,6 +1,6 @@
 /**
  * Invariant: the public `Transport` interface is enough to write a transport outside the library
- * (SockErl's `sockerl_transporter`, DESIGN §8). The "xor" transport below wraps `Bun.listen` /
+ * (SockErl's `sockerl_transporter`; docs/transports.md#writing-a-transport). The "xor" transport below wraps `Bun.listen` /
  * `Bun.connect` and XORs every byte in both directions; a server and a connector using it talk
  * through it (the wire carries only XORed bytes), report `meta.transport === "xor"`, keep
  * backpressure (short writes are reported, not buffered), and a transport without `upgrade` cannot

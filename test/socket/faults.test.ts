@@ -1,6 +1,6 @@
 /**
  * Invariant: no fault a peer (or a handler) can cause takes the server down, leaks a connection or a
- * timer, or spins the CPU (SOCKERL-SEMANTICS §10 lists each of these as a SockErl failure). A peer reset
+ * timer, or spins the CPU (each of these is a failure SockErl itself had). A peer reset
  * during an async `init`, during a pending async callback or in the middle of a large write is a
  * disconnect: `handleDisconnect`, then `terminate("normal")`, and the server serves on under the
  * default plan. A half-closing peer still receives what `handleDisconnect` sends. 10,000 connections
@@ -175,7 +175,7 @@ describe("a peer reset is a disconnect, never a crash (default plan)", () => {
 
 describe("a reset noticed while reading is paused", () => {
   test("20 rounds: a peer that reads 1 MiB of a 16 MiB push and resets, while the server is paused above highWaterMark, is noticed at once every time", async () => {
-    // Bun does not report the close of a paused socket; its next write returns -1 (BUN-SOCKETS §3).
+    // Bun does not report the close of a paused socket; its next write returns -1 (docs/bun-sockets.md#pause-and-resume).
     // The connection must close the socket itself then, or it would hold its 12 MiB queue forever.
     const big = pattern(16 * MiB, 6);
     let conn: Connection | undefined;

@@ -252,7 +252,7 @@ describe("what the server has read but not handled stays bounded", () => {
     if (process.env.FULL) console.log(`read-but-unhandled maxima (bytes): ${heldFigures.join(", ")}`);
   });
   const FLOOD = 32 * MiB;
-  const CHUNK = 512 * KiB; // Bun's largest read (BUN-SOCKETS §1)
+  const CHUNK = 512 * KiB; // Bun's largest read: its receive buffer is 512 KiB
   const cases: Array<{
     name: string;
     options: ServerOptions;

@@ -1,6 +1,6 @@
 /**
  * Invariant: a connector pool runs `connectorCount` connectors per address, each a child with its own
- * restart-plan track (DESIGN §5, §7). `connections()` lists live connectors only, under ids that stay
+ * restart-plan track (docs/connectors.md#pools, docs/supervision.md). `connections()` lists live connectors only, under ids that stay
  * the same across reconnects. Every exit and, with `watchdog`, every failed connect (refused, unknown
  * host, ...) goes through the plan: `{ restart: ms }` reconnects and runs `init` again, so a pool started
  * before its server comes up and survives its server restarting; once a child has used its `planCount`
@@ -9,7 +9,7 @@
  * stopped. The default plan (`[backoff()]`, `planCount` Infinity) reconnects a connector whatever
  * its reason; under SockErl's strict plan, given as one line, a normal exit deletes one connector and
  * an abnormal one ends the pool, every other connector getting `terminate("shutdown")` once. `pool.stop()` resolves only after every
- * connector has run `terminate` (the server sees every socket close: no orphans, SOCKERL-SEMANTICS §10.2).
+ * connector has run `terminate` (the server sees every socket close: no orphans, which SockErl left behind).
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import {

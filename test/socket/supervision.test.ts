@@ -1,5 +1,5 @@
 /**
- * Invariant: a server supervises its connections with a restart plan (DESIGN §7, Director 17.9 plans).
+ * Invariant: a server supervises its connections with a restart plan (docs/supervision.md; Director 17.9 plans).
  * Under the default plan a connection that ends abnormally (a `stop` reason, a throw) ends the whole
  * server: every other connection gets `terminate("shutdown")` exactly once and its socket is closed,
  * the port is released, `server.exited` resolves with the crashing connection's reason, and a
@@ -9,7 +9,7 @@
  * track, and a server connection exits only once, so a plan function always sees `restartCount` 1 and
  * only the plan's first element ever runs; `planCount: 0` makes the first exit end the server with
  * `RestartLimitError`. `server.stop()` terminates every connection and resolves only once all have run
- * `terminate` and left `connections()` (SockErl orphaned them, SOCKERL-SEMANTICS §10.2).
+ * `terminate` and left `connections()` (SockErl left them running, orphaned, after its server stopped).
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import {

@@ -1,6 +1,6 @@
 /**
  * Invariant: returning `{ transport: tls(...) }` from a callback upgrades the live TCP connection to
- * TLS, on the server side and on the connector side (DESIGN §8). Bytes sent before the swap go out in
+ * TLS, on the server side and on the connector side (docs/transports.md#starttls). Bytes sent before the swap go out in
  * plain text first; bytes sent after it are held until the handshake and travel encrypted (so
  * `{ send, transport }` answers in plain text while `[{ transport }, { send }]` sends encrypted).
  * `meta.secure` and `meta.transport` flip at the swap. A ClientHello pipelined behind the command is

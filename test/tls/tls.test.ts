@@ -1,5 +1,5 @@
 /**
- * Invariant: `tls(options)` is a complete transport for servers and connectors (DESIGN §8). A
+ * Invariant: `tls(options)` is a complete transport for servers and connectors (docs/transports.md#tls). A
  * connection's `init` runs only after the handshake, and bytes sent before it (in `init`, or by a
  * connector) are held and delivered, never dropped (Bun drops pre-handshake writes). `meta.secure`,
  * `meta.transport`, `meta.alpnProtocol` and `meta.peerCertificate` describe the session. A handshake

@@ -5,7 +5,7 @@
  * passed to `startServer` as an object literal (or with `satisfies`) also has its actions checked for
  * unknown fields (`sned`), its state inferred from `init`, its packet type from `encoding`; `startServer`
  * resolves to `Server<S, I>`, with `| undefined` only when `listenInit` may return "ignore"; the connection handle,
- * `From`, `Meta`, packets, options and errors have the shapes DESIGN.md documents.
+ * `From`, `Meta`, packets, options and errors have the shapes docs/handlers.md and docs/errors.md document.
  */
 import { describe, expect, expectTypeOf, test } from "bun:test";
 import {
