@@ -351,37 +351,49 @@ export async function startMetricsExample(options: MetricsExampleOptions = {}): 
   sample();
   const timer = setInterval(sample, sampleMs);
 
-  const http = Bun.serve({
-    hostname,
-    port: options.httpPort ?? 0,
-    fetch(request) {
-      const { pathname } = new URL(request.url);
-      if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
-      if (pathname === "/metrics") {
-        return new Response(metricsText(server.info(), { messages, lifetimes }), {
-          headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
-        });
-      }
-      if (pathname === "/api/series") {
-        const info = server.info();
-        return Response.json({
-          intervalMs: sampleMs,
-          capacity: ring.capacity,
-          info: {
-            ...info,
-            maxConnections: jsonNumber(info.maxConnections),
-            startedAt: info.startedAt.getTime(),
-          },
-          messages,
-          samples: ring.toArray(),
-        });
-      }
-      if (pathname === "/") {
-        return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
-      }
-      return new Response("not found\n", { status: 404 });
-    },
-  });
+  const serveHttp = (): Bun.Server<undefined> =>
+    Bun.serve({
+      hostname,
+      port: options.httpPort ?? 0,
+      fetch(request) {
+        const { pathname } = new URL(request.url);
+        if (request.method !== "GET") return new Response("method not allowed\n", { status: 405 });
+        if (pathname === "/metrics") {
+          return new Response(metricsText(server.info(), { messages, lifetimes }), {
+            headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+          });
+        }
+        if (pathname === "/api/series") {
+          const info = server.info();
+          return Response.json({
+            intervalMs: sampleMs,
+            capacity: ring.capacity,
+            info: {
+              ...info,
+              maxConnections: jsonNumber(info.maxConnections),
+              startedAt: info.startedAt.getTime(),
+            },
+            messages,
+            samples: ring.toArray(),
+          });
+        }
+        if (pathname === "/") {
+          return new Response(PAGE, { headers: { "content-type": "text/html; charset=utf-8" } });
+        }
+        return new Response("not found\n", { status: 404 });
+      },
+    });
+
+  let http: Bun.Server<undefined>;
+  try {
+    http = serveHttp();
+  } catch (error) {
+    // The HTTP port is taken (or refused): do not leave the echo server and the sampler running.
+    clearInterval(timer);
+    unobserve();
+    await server.stop();
+    throw error;
+  }
 
   let stopped: Promise<void> | undefined;
   return {
