@@ -13,9 +13,9 @@
  *
  * @module
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, relative } from "node:path";
+import { dirname, join, relative } from "node:path";
 
 const root = join(import.meta.dir, "..");
 const RUN_TIMEOUT_MS = 15_000;
@@ -63,20 +63,49 @@ function extract(file: string): Block[] {
 }
 
 /** Maps the package's import names to the source, as the package's `bun` condition does. */
-function mapImports(code: string): string {
-  return code
-    .replace(/(["'])sockerl\/testing\1/g, JSON.stringify(join(root, "src/testing/index.ts")))
-    .replace(/(["'])sockerl\1/g, JSON.stringify(join(root, "src/index.ts")));
+function mapImports(code: string, file: string): string {
+  return (
+    code
+      .replace(/(["'])sockerl\/testing\1/g, JSON.stringify(join(root, "src/testing/index.ts")))
+      .replace(/(["'])sockerl\1/g, JSON.stringify(join(root, "src/index.ts")))
+      // A relative import (`../examples/x.ts`) is relative to the page, as a reader would read it.
+      .replace(
+        /(from\s*|import\s*\(\s*)(["'])(\.\.?\/[^"']+)\2/g,
+        (_match, lead: string, _quote: string, path: string) =>
+          `${lead}${JSON.stringify(join(root, dirname(file), path))}`,
+      )
+  );
 }
 
-const blocks = markdownFiles().flatMap(extract);
+/**
+ * Relative links to files that do not exist (README.md and docs/ are shipped in the package, so
+ * links out of them must point at files that are there, or be absolute). Reported, not fatal: a
+ * page another change is still writing may be linked before it lands.
+ */
+function brokenLinks(files: readonly string[]): string[] {
+  const broken: string[] = [];
+  for (const file of files) {
+    const text = readFileSync(join(root, file), "utf8");
+    for (const [, target] of text.matchAll(/\]\(([^)\s]+)\)/g)) {
+      if (target === undefined || /^(https?:|mailto:|#)/.test(target)) continue;
+      const path = target.split("#")[0] ?? "";
+      if (!existsSync(join(root, dirname(file), path)))
+        broken.push(`${file}: link to ${target}: no such file`);
+    }
+  }
+  return broken;
+}
+
+const files = markdownFiles();
+const blocks = files.flatMap(extract);
+for (const link of brokenLinks(files)) console.log(`docs: warning: ${link}`);
 const work = mkdtempSync(join(tmpdir(), "sockerl-docs-"));
 const failures: string[] = [];
 let elsewhere = 0;
 try {
   for (const block of blocks) {
     // `export {}` makes a block without imports a module too (top-level await, no global clashes).
-    writeFileSync(join(work, block.name), `${mapImports(block.code)}\nexport {};\n`);
+    writeFileSync(join(work, block.name), `${mapImports(block.code, block.file)}\nexport {};\n`);
   }
   writeFileSync(
     join(work, "tsconfig.json"),
