@@ -43,6 +43,14 @@ function ticks(pid: number): number {
   }
 }
 
+/** A port nothing listens on now (bound and released: every worker must bind the same number). */
+function freePort(): number {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = listener.port;
+  listener.stop(true);
+  return port;
+}
+
 interface Layout {
   name: string;
   workers: number;
@@ -84,7 +92,7 @@ async function startCluster(layout: Layout, port: number) {
 const rows: string[] = [];
 for (let rep = 0; rep < reps; rep++) {
   for (const layout of rep % 2 === 0 ? LAYOUTS : LAYOUTS.slice().reverse()) {
-    const port = 20000 + Math.floor(Math.random() * 20000);
+    const port = freePort();
     const { proc, pids } = await startCluster(layout, port);
     for (const [cell, args] of Object.entries(CELLS)) {
       const t0 = pids.map(ticks);

@@ -60,8 +60,8 @@ if (argv[0] === "--serve") {
   const port = Number(argv[2]);
   const echo: Handler<undefined> = { init: () => undefined, handlePacket: (packet) => ({ send: packet }) };
   const transport = on ? proxyTransport(tcp(), proxyOptions(true)!, () => {}) : tcp();
-  await startServer(echo, undefined, port, { hostname: "127.0.0.1", transport });
-  console.log("ready");
+  const server = await startServer(echo, undefined, port, { hostname: "127.0.0.1", transport });
+  console.log(`ready ${server.port}`);
 } else if (argv[0] === "--client") {
   const port = Number(argv[1]);
   const on = argv[2] === "on";
@@ -142,13 +142,13 @@ async function connectCells(): Promise<void> {
   const results: Record<string, Array<{ rate: number; cpuUs: number }>> = { off: [], on: [] };
   for (let rep = 0; rep < reps; rep++) {
     for (const mode of rep % 2 === 0 ? ["off", "on"] : ["on", "off"]) {
-      const port = 20000 + Math.floor(Math.random() * 20000);
-      const server = Bun.spawn(pin(0, [process.execPath, self, "--serve", mode, String(port)]), {
+      // Port 0: the server picks a free port and prints it ("ready <port>").
+      const server = Bun.spawn(pin(0, [process.execPath, self, "--serve", mode, "0"]), {
         stdout: "pipe",
         stderr: "inherit",
       });
-      const reader = server.stdout.getReader();
-      await reader.read(); // "ready"
+      const { value: line } = await server.stdout.getReader().read();
+      const port = Number(new TextDecoder().decode(line).trim().split(" ")[1]);
       const ticks0 = cpuTicks(server.pid);
       const client = Bun.spawn(
         pin(1, [process.execPath, self, "--client", String(port), mode, String(dur)]),
