@@ -61,7 +61,7 @@ if (argv[0] === "--serve") {
   const echo: Handler<undefined> = { init: () => undefined, handlePacket: (packet) => ({ send: packet }) };
   const transport = on ? proxyTransport(tcp(), proxyOptions(true)!, () => {}) : tcp();
   const server = await startServer(echo, undefined, port, { hostname: "127.0.0.1", transport });
-  console.log(`ready ${server.port}`);
+  console.log(`ready ${server?.port}`);
 } else if (argv[0] === "--client") {
   const port = Number(argv[1]);
   const on = argv[2] === "on";
