@@ -113,16 +113,16 @@ export {
 } from "./supervisor.ts";
 export { type AcceptorTarget, type GroupStatistics, type SysGroup, type SysTarget, sys } from "./sys.ts";
 export type { DebugOption, Statistics, TraceSink } from "./trace.ts";
-export { type Pem, type TlsCertificate, type TlsOptions, type TlsVersion, tls } from "./transport/tls.ts";
-export {
-  type ConnectRequest,
-  type ListenRequest,
-  type TcpOptions,
-  type Transport,
-  type TransportEvents,
-  type TransportListener,
-  type TransportSocket,
-  tcp,
-  type UpgradeRequest,
+export { type TcpOptions, tcp } from "./transport/tcp.ts";
+export type { Pem, TlsCertificate, TlsOptions, TlsVersion } from "./transport/tls/options.ts";
+export { tls } from "./transport/tls/transport.ts";
+export type {
+  ConnectRequest,
+  ListenRequest,
+  Transport,
+  TransportEvents,
+  TransportListener,
+  TransportSocket,
+  UpgradeRequest,
 } from "./transport/transport.ts";
 export { unix } from "./transport/unix.ts";

@@ -11,7 +11,8 @@ import type { ReceiveMode } from "./handler.ts";
 import type { PoolStrategy } from "./pool/router.ts";
 import type { Plan } from "./supervisor.ts";
 import { type DebugOption, parseDebugOptions } from "./trace.ts";
-import { isTransport, type Transport, tcp } from "./transport/transport.ts";
+import { tcp } from "./transport/tcp.ts";
+import { isTransport, type Transport } from "./transport/transport.ts";
 import { byteSize, milliseconds } from "./validate.ts";
 
 // The generic validators live in validate.ts; importers of this module keep finding them here.
