@@ -105,4 +105,28 @@ describe("a crafted 64 KiB ClientHello on an sni listener", () => {
       expect((await c.exit()).code).toBe(0);
     });
   }
+
+  test("a socket still sending its ClientHello counts in the listener's pendingSockets until it goes", async () => {
+    const c = spawnFixture("../tls/sni-server-fixture.ts");
+    child = c;
+    const port = Number(await c.next("READY", 10_000));
+    const closed = Promise.withResolvers<void>();
+    const socket = await Bun.connect({
+      hostname: "127.0.0.1",
+      port,
+      socket: { data() {}, close: () => closed.resolve(), error() {} },
+    });
+    sockets.push(socket);
+    socket.write(hello.subarray(0, 3)); // inside the first record header: still sniffing
+    const deadline = Date.now() + 3000;
+    let pending = await c.ask("pending", "PENDING");
+    while (pending !== "1" && Date.now() < deadline) pending = await c.ask("pending", "PENDING");
+    expect(pending).toBe("1");
+    socket.terminate();
+    await closed.promise;
+    pending = await c.ask("pending", "PENDING");
+    while (pending !== "0" && Date.now() < deadline) pending = await c.ask("pending", "PENDING");
+    expect(pending).toBe("0");
+    await c.ask("stop", "DONE");
+  });
 });
