@@ -183,6 +183,17 @@ describe("cluster (fixture app, 2 workers)", () => {
     expect(alive(pid)).toBe(false);
   });
 
+  test('plan ["stop"]: one worker\'s crash ends the cluster with its reason; the other worker stops too', async () => {
+    const app = new App(freePort(), { CLUSTER_PLAN: "stop" });
+    await app.event("ready");
+    const [[, first], [, second]] = (await app.workers()) as [[number, number], [number, number]];
+    process.kill(first, "SIGKILL");
+    const exited = await app.event("exited", 0, 5000);
+    expect(exited.reason).toBe("SIGKILL");
+    await waitFor(() => !alive(second), 3000, "the other worker gone");
+    expect(await greet(app.port)).toBe("ECONNREFUSED");
+  });
+
   test("SIGTERM to the primary: workers drain and exit, the primary exits 0, the port is released", async () => {
     const app = new App(freePort());
     await app.event("ready");
