@@ -23,6 +23,13 @@ const K_PREFIX = 1;
 const K_DELIMITER = 2;
 const K_CODEC = 3;
 
+/**
+ * Smallest assembly buffer, in bytes: a frame cut at a chunk's end usually has a few bytes in the
+ * head, and a codec answering `0` or a lower bound then asks again; room for that avoids a new buffer
+ * per answer.
+ */
+const MIN_ASSEMBLY = 1024;
+
 /** The line-mode terminator, `"\n"`. */
 const LINE_DELIMITER = Uint8Array.of(0x0a);
 
@@ -81,7 +88,7 @@ export class FrameDecoder {
   #scanned = 0;
   /** Codec mode: bytes that must be buffered before `frameLength` is called again (0: call at once). */
   #need = 0;
-  /** Codec mode: the last answer was 0 (how much more is unknown: hand the codec all that is buffered). */
+  /** Codec mode: the last answer was 0 (how much more is unknown: offer the codec twice as much). */
   #needAll = false;
   /**
    * Codec mode: the assembly buffer, defined exactly when the head chunk is its view `[0, #accLen)`.
@@ -335,7 +342,8 @@ export class FrameDecoder {
   /**
    * Codec mode. The codec sees the head chunk from the frame boundary; when it needs more than the
    * head holds and more is buffered, the head is extended into the assembly buffer: up to the `N` of a
-   * `-N` answer (later frames in the next chunk stay zero-copy), or everything buffered after a `0`.
+   * `-N` answer, or to twice its size after a `0`. Either way only the frame's own bytes (or at most
+   * as many again) are copied, and later frames in the next chunk stay views of it.
    */
   #nextCodec(codec: Codec): Uint8Array | undefined {
     const max = this.maxPacketSize;
@@ -344,8 +352,11 @@ export class FrameDecoder {
       const need = this.#need;
       if (total === 0 || total < need) return undefined;
       let c = this.#chunks[this.#ci]!;
-      if (need > c.length - this.#off) {
-        this.#extend(this.#needAll ? total : need);
+      const headLen = c.length - this.#off;
+      if (need > headLen) {
+        // After a 0 the codec did not say how much: offer twice as much (O(log n) calls per frame,
+        // and the frames after this one stay in their chunks, uncopied).
+        this.#extend(this.#needAll ? Math.min(total, Math.max(need, 2 * headLen)) : need);
         c = this.#chunks[this.#ci]!;
       }
       const off = this.#off;
@@ -368,7 +379,14 @@ export class FrameDecoder {
         if (r > max) throw new FrameTooLargeError(r, max);
         this.#need = 0;
         this.#needAll = false;
-        return this.#read(r);
+        // The frame lies in the head chunk (the codec saw no more): a view, `view` itself when it ends the chunk.
+        this.#total = total - r;
+        if (r === have) {
+          this.#advance();
+          return view;
+        }
+        this.#off = off + r;
+        return c.subarray(off, off + r);
       }
       if (r === 0) {
         if (have >= max) throw new FrameTooLargeError(have + 1, max);
@@ -400,7 +418,7 @@ export class FrameDecoder {
       w = this.#accLen; // room left: append in place
     } else {
       const headLen = head.length - off;
-      const grown = Buffer.allocUnsafe(Math.max(want, 2 * headLen));
+      const grown = Buffer.allocUnsafe(Math.max(want, 2 * headLen, MIN_ASSEMBLY));
       grown.set(head.subarray(off), 0);
       acc = grown;
       w = headLen;
