@@ -22,10 +22,12 @@ import {
   type OptionError,
   type Outgoing,
   type Packet,
+  type Pool,
   type Server,
   type ServerOptions,
   SockerlError,
   startConnector,
+  startConnectorPool,
   startServer,
   whereis,
 } from "../../src/index.ts";
@@ -378,6 +380,39 @@ describe("startConnector", () => {
         { encoding: "utf8", packet: "line" },
       );
     expect([typo, utf8]).toHaveLength(2);
+  });
+});
+
+describe("startConnectorPool", () => {
+  test("infers the state from init, checks actions, types packets by encoding; call<R>() types the reply", () => {
+    const pool = () =>
+      startConnectorPool(
+        {
+          init: () => ({ state: [] as string[] }),
+          handlePacket: (line, lines) => {
+            expectTypeOf(line).toEqualTypeOf<string>();
+            return { state: [...lines, line] };
+          },
+          handleCall: (_request, _from, lines) => ({ reply: lines.length }),
+        },
+        undefined,
+        [["127.0.0.1", 1]],
+        { encoding: "utf8", packet: "line" },
+      );
+    expectTypeOf<ReturnType<typeof pool>>().toEqualTypeOf<Promise<Pool<string[], undefined>>>();
+    const count = (p: Pool<string[]>) => p.call<number>("count");
+    expectTypeOf<ReturnType<typeof count>>().toEqualTypeOf<Promise<number>>();
+    const typo = () =>
+      startConnectorPool(
+        {
+          init: () => undefined,
+          // @ts-expect-error `sendd` is not an action field
+          handlePacket: (packet) => ({ sendd: packet }),
+        },
+        undefined,
+        [["127.0.0.1", 1]],
+      );
+    expect([pool, count, typo]).toHaveLength(3);
   });
 });
 
