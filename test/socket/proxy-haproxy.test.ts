@@ -13,8 +13,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { ProxyHeaderError } from "../../src/errors.ts";
 import { tcp, tls } from "../../src/index.ts";
+import { encodeProxyHeader } from "../../src/proxy/header.ts";
 import { proxyOptions } from "../../src/proxy/options.ts";
-import { proxyTransport } from "../../src/proxy/transport.ts";
+import { proxyConnectTransport, proxyTransport } from "../../src/proxy/transport.ts";
+import type { TransportEvents } from "../../src/transport/transport.ts";
 import { pem } from "../helpers/tls.ts";
 import { waitFor } from "../helpers/wait.ts";
 import {
@@ -54,10 +56,11 @@ let plainV1: EchoServer;
 let plainV2: EchoServer;
 let tlsV2: EchoServer;
 let terminated: EchoServer;
+let chained: EchoServer;
 /** Library servers with the `proxyProtocol` option (undefined when this build has no such option). */
 let wiredPlain: { port: number; seen: SeenByLibrary[] } | undefined;
 let wiredTls: { port: number; seen: SeenByLibrary[] } | undefined;
-const front = { v1: 0, v2: 0, tls: 0, term: 0, wiredPlain: 0, wiredTls: 0 };
+const front = { v1: 0, v2: 0, tls: 0, term: 0, chain: 0, wiredPlain: 0, wiredTls: 0 };
 
 /** The CSV of HAProxy's `show stat` over its admin socket. */
 async function showStat(): Promise<string> {
@@ -88,6 +91,7 @@ describe.skipIf(HAPROXY === null)("HAProxy (mode tcp) in front of proxyTransport
     plainV2 = new EchoServer(proxyTransport(tcp(), opts, onReject));
     tlsV2 = new EchoServer(proxyTransport(tls({ cert: pem.serverCert, key: pem.serverKey }), opts, onReject));
     terminated = new EchoServer(proxyTransport(tcp(), opts, onReject));
+    chained = new EchoServer(proxyTransport(tcp(), opts, onReject));
     wiredPlain = await startProxyProtocolServer(true);
     wiredTls = await startProxyProtocolServer(true, tls({ cert: pem.serverCert, key: pem.serverKey }));
     if (wiredPlain === undefined)
@@ -96,6 +100,7 @@ describe.skipIf(HAPROXY === null)("HAProxy (mode tcp) in front of proxyTransport
     front.v2 = freePort();
     front.tls = freePort();
     front.term = freePort();
+    front.chain = freePort();
     front.wiredPlain = freePort();
     front.wiredTls = freePort();
     dir = mkdtempSync(join(tmpdir(), "sockerl-haproxy-"));
@@ -144,6 +149,13 @@ frontend tls_terminated
   default_backend tls_terminated
 backend tls_terminated
   server s4 127.0.0.1:${terminated.port} send-proxy-v2-ssl-cn
+
+# A chain: our connector sends a header to HAProxy (accept-proxy), which relays it in v2.
+frontend chain
+  bind 127.0.0.1:${front.chain} accept-proxy
+  default_backend chain
+backend chain
+  server s7 127.0.0.1:${chained.port} send-proxy-v2
 ${
   wiredPlain === undefined || wiredTls === undefined
     ? ""
@@ -277,6 +289,52 @@ backend wired_tls
       expect(ssl?.version).toMatch(/^TLSv1\.[23]$/);
     } finally {
       socket.end();
+    }
+  });
+
+  test("proxyConnectTransport → HAProxy (accept-proxy) → send-proxy-v2: the original client survives the chain", async () => {
+    const header = encodeProxyHeader({
+      version: 1,
+      sourceAddress: "192.0.2.9",
+      sourcePort: 1234,
+      destinationAddress: "198.51.100.20",
+      destinationPort: 443,
+    });
+    let got = "";
+    const { promise, resolve } = Promise.withResolvers<void>();
+    const events: TransportEvents = {
+      open(s) {
+        s.write("chained");
+      },
+      data(_s, chunk) {
+        got += Buffer.from(chunk).toString();
+        if (got.includes("echo:chained")) resolve();
+      },
+      drain() {},
+      end() {},
+      close() {},
+      error() {},
+      handshake() {},
+    };
+    const socket = await proxyConnectTransport(tcp(), header).connect({
+      hostname: "127.0.0.1",
+      port: front.chain,
+      events,
+      data: undefined,
+    });
+    try {
+      await Promise.race([promise, Bun.sleep(3000)]);
+      expect(got).toContain("echo:chained");
+      const a = chained.accepted.find((x) => x.received.includes("chained"));
+      expect(a?.header).toMatchObject({
+        version: 2,
+        sourceAddress: "192.0.2.9",
+        sourcePort: 1234,
+        destinationAddress: "198.51.100.20",
+        destinationPort: 443,
+      });
+    } finally {
+      socket.terminate();
     }
   });
 
