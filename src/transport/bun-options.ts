@@ -60,7 +60,12 @@ export interface UpgradableSocket extends TransportSocket {
   }): [TransportSocket, TransportSocket] | undefined;
 }
 
-/** Bun's handler table for our events (Bun calls them with its own Socket type). */
+/**
+ * Bun's handler table for our events (Bun calls them with its own Socket type).
+ *
+ * @example
+ * socket.upgradeTLS({ tls, socket: bunHandlers(request.events), data: request.data });
+ */
 export function bunHandlers(events: TransportEvents | object): Bun.SocketHandler<unknown> {
   return events as unknown as Bun.SocketHandler<unknown>;
 }
@@ -89,6 +94,7 @@ export function bunSocketOptions(setup: BunSocketSetup, forListen: boolean): Rec
 /** A bound Bun listener, as the transports use it (TCP and Unix listeners alike). */
 export interface BunListener {
   readonly port: number;
+  /** The bound address (a Unix listener has none: unix.ts reports its path instead). */
   readonly hostname: string;
   stop(closeActive?: boolean): void;
 }

@@ -132,7 +132,14 @@ const VERSIONS: Record<TlsVersion, number> = {
   "TLSv1.3": 0x0304,
 };
 
-/** Validates `tls()` options (reading the files) into Bun's TLS options for each role. */
+/**
+ * Validates `tls()` options (reading the files) into Bun's TLS options for each role; throws
+ * {@link OptionError} naming the first bad option.
+ *
+ * @example
+ * const parsed = parseTlsOptions({ certFile: "server.pem", keyFile: "server-key.pem", alpn: ["h2"] });
+ * parsed.server?.ALPNProtocols; // Uint8Array [2, 104, 50]
+ */
 export function parseTlsOptions(options: TlsOptions): ParsedTls {
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new OptionError("tls options", "an object", options);
