@@ -143,7 +143,12 @@ export class Pool<S = unknown, I = unknown> {
     }
   }
 
-  /** Live connectors as `[id, connection]` pairs (restarting and waiting ones are left out). */
+  /**
+   * Live connectors as `[slot, connection]` pairs (restarting and waiting ones are left out). The
+   * first number is the pool's slot id, which a connector keeps across reconnects; it is not the
+   * connection's `id` (which a server's `connections()` gives), since each reconnect is a new
+   * connection.
+   */
   connections(): Array<[id: number, connection: Connection]> {
     const list: Array<[number, Connection]> = [];
     for (const slot of this.#slots.values())
