@@ -6,13 +6,17 @@
  * 1. **Tracing off vs. tracing compiled out.** `src/trace.ts` exports
  *    `TRACING = process.env.SOCKERL_NO_TRACE !== "1"` and every trace point tests it first. This
  *    file bundles the library twice with `Bun.build` into bench/.build/: once as is, once with
- *    `process.env.SOCKERL_NO_TRACE` defined as `"1"`, so the bundler folds `TRACING` to false and
- *    drops the tracing code. Both bundles go through the same bundler and each runs one connection,
- *    so only the flag differs. The source as shipped (`src/index.ts`, what `bun` runs) is measured
- *    next to them, but its code also runs the action-shape connections below, whose different
- *    handlers make its call sites polymorphic: compare the two bundles with each other. Tracing that is
- *    off must be within noise of the compiled-out build. (A trace point that does not test
- *    `TRACING` yet is simply not removed: the two builds then measure the same code there.)
+ *    `process.env.SOCKERL_NO_TRACE` defined as `"1"`, so the bundler folds `TRACING` to false. A
+ *    bundler that also inlines that constant into the trace points drops the tracing code. Bun 1.4.5
+ *    does not: it wraps the modules in lazy initialisers (`__esm`), so `TRACING` stays a variable
+ *    and the `TRACING && …` tests stay, against a constant false the JIT can fold. The file prints
+ *    how many tests are left in the bundle, so its output says which case was measured.
+ *    Both bundles go through the same bundler and each runs one connection, so only the flag
+ *    differs. The source as shipped (`src/index.ts`, what `bun` runs) is measured next to them, but
+ *    its code also runs the action-shape connections below, whose different handlers make its call
+ *    sites polymorphic: compare the two bundles with each other. Tracing that is off must be within
+ *    noise of the compiled-out build. (A trace point that does not test `TRACING` yet is simply
+ *    not removed: the two builds then measure the same code there.)
  * 2. **Action application** per action shape: `undefined`, `{ send }`, `{ state, send }`, an array of
  *    two actions, `{ send: [a, b] }` (two sends written as one buffer), with an idle `timeout` set
  *    (the lazy timer: events only stamp a time), and with `packet: 4` framing.
@@ -43,6 +47,15 @@ async function build(name: string, define: Record<string, string>): Promise<Libr
 
 const traced = await build("trace", {});
 const noTrace = await build("notrace", { "process.env.SOCKERL_NO_TRACE": '"1"' });
+{
+  const code = await Bun.file(join(import.meta.dir, ".build", "notrace", "index.js")).text();
+  const left = code.match(/\bTRACING &&/g)?.length ?? 0;
+  console.log(
+    left === 0
+      ? "no-trace bundle: every `TRACING && …` test was removed"
+      : `no-trace bundle: TRACING is false, ${left} \`TRACING && …\` tests are still in the code (not inlined by the bundler)`,
+  );
+}
 
 // --- connections ----------------------------------------------------------------------------------
 const echo: Handler<number> = {
