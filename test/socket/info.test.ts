@@ -8,9 +8,10 @@
  * loopback (connects, peer closes, resets, crashes, a stop), each count against what the test did.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { type Handler, type Server, SHUTDOWN_EVENT } from "../../src/index.ts";
+import { type Handler, type Server, SHUTDOWN_EVENT, tls } from "../../src/index.ts";
 import { RawClient } from "../helpers/client.ts";
-import { cleanup, startTestServer } from "../helpers/server.ts";
+import { cleanup, defer, startTestServer } from "../helpers/server.ts";
+import { closeTlsHelpers, pem, TestClient } from "../helpers/tls.ts";
 import { captureSink } from "../helpers/trace.ts";
 import { Log, waitFor } from "../helpers/wait.ts";
 
@@ -199,6 +200,29 @@ describe("server.info()", () => {
       accepted: 4,
       active: 0,
       ended: { normal: 2, peer: 0, crash: 0, shutdown: 2 },
+    });
+  });
+
+  test("on TLS, transport is tls and the bytes are the plaintext the handler saw and sent", async () => {
+    const server = await startTestServer(scripted(new Log()), undefined, {
+      packet: "line",
+      encoding: "utf8",
+      transport: tls({ cert: pem.serverCert, key: pem.serverKey }),
+    });
+    const client = await TestClient.connect(server.port, { ca: pem.ca, serverName: "localhost" });
+    defer(closeTlsHelpers);
+    const lines = ["secret one\n", "secret two, longer\n"];
+    for (const line of lines) {
+      client.write(line);
+      await client.waitFor(line);
+    }
+    const plain = lines.reduce((n, l) => n + Buffer.byteLength(l), 0);
+    expect(server.info()).toMatchObject({
+      transport: "tls",
+      accepted: 1,
+      active: 1,
+      bytesIn: plain,
+      bytesOut: plain,
     });
   });
 
