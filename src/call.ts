@@ -40,12 +40,42 @@ export function nextCallTag(): number {
   return nextTag++;
 }
 
+/**
+ * Call timeouts share timers: calls whose deadline falls in the same millisecond (with one
+ * `timeoutMs`, every call made in one turn: a pipelined batch) go in one bucket with one timer,
+ * cleared when the last of them settles. A timer per call was 9% of the CPU of a client pipelining
+ * 100 calls. Deadlines round up to the millisecond: a call never times out early, at most 1 ms late.
+ */
+class TimeoutBucket {
+  readonly calls = new Set<CallFrom>();
+  timer: TimerHandle | undefined = undefined;
+  constructor(
+    readonly at: number,
+    readonly map: Map<number, TimeoutBucket>,
+    /** The clock's clearTimeout when the timer was made (a test may swap the clock later). */
+    readonly clear: (timer: TimerHandle) => void,
+  ) {}
+}
+
+/** Buckets by deadline (an integer ms on the clock's scale); calls with other timeouts may share one. */
+let buckets = new Map<number, TimeoutBucket>();
+/** The clock the buckets' deadlines are on: a swapped clock (the testing kit's) starts a fresh map. */
+let bucketsClock = clock.setTimeout;
+
+function expire(bucket: TimeoutBucket): void {
+  bucket.map.delete(bucket.at);
+  bucket.timer = undefined;
+  for (const from of bucket.calls) from.timedOut();
+  bucket.calls.clear();
+}
+
 /** A pending `call`: the `From` a handler gets. */
 export class CallFrom implements From {
   #owner: object | undefined;
   #resolve: (value: unknown) => void;
   #reject: (error: unknown) => void;
-  #timer: TimerHandle | undefined;
+  #bucket: TimeoutBucket | undefined;
+  readonly #timeoutMs: number;
   readonly tag: number;
   /** The pool that routed this call, if any: it takes the call back when the connection cannot handle it. */
   readonly router: RequestRouter | undefined;
@@ -62,9 +92,30 @@ export class CallFrom implements From {
     this.#reject = reject;
     this.tag = nextTag++;
     this.router = router;
+    this.#timeoutMs = timeoutMs;
     if (timeoutMs !== Number.POSITIVE_INFINITY) {
-      this.#timer = clock.setTimeout(() => this.fail(new CallTimeoutError(timeoutMs)), timeoutMs);
+      if (bucketsClock !== clock.setTimeout) {
+        bucketsClock = clock.setTimeout;
+        buckets = new Map();
+      }
+      const now = clock.now();
+      const at = Math.ceil(now + timeoutMs);
+      let bucket = buckets.get(at);
+      if (bucket === undefined) {
+        bucket = new TimeoutBucket(at, buckets, clock.clearTimeout);
+        buckets.set(at, bucket);
+        const b = bucket;
+        bucket.timer = clock.setTimeout(() => expire(b), at - now);
+      }
+      bucket.calls.add(this);
+      this.#bucket = bucket;
     }
+  }
+
+  /** @internal The call's timeout has passed (its bucket's timer fired). */
+  timedOut(): void {
+    this.#bucket = undefined;
+    this.fail(new CallTimeoutError(this.#timeoutMs));
   }
 
   /** Whether the call is still waiting for an answer. */
@@ -108,6 +159,15 @@ export class CallFrom implements From {
   #settled(owner: object): void {
     hooks.settled(owner, this);
     this.#owner = undefined;
-    if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
+    const bucket = this.#bucket;
+    if (bucket === undefined) return;
+    this.#bucket = undefined;
+    bucket.calls.delete(this);
+    if (bucket.calls.size === 0 && bucket.timer !== undefined) {
+      // The last call of the bucket settled: nothing to time out, and no timer keeps the process alive.
+      bucket.clear(bucket.timer);
+      bucket.timer = undefined;
+      bucket.map.delete(bucket.at);
+    }
   }
 }
