@@ -118,9 +118,9 @@ export function connectOnce(
       host: spec.host,
       port: spec.port,
       counters: spec.counters,
+      transport: spec.transport,
+      owner,
     },
-    spec.transport,
-    owner,
   );
   return new Promise((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;

@@ -26,7 +26,7 @@
  * @module
  */
 import { queueLength } from "./connection/mailbox.ts";
-import { type ConnectionProcess, EXITING, phaseOf } from "./connection/process.ts";
+import { type ConnectionProcess, EXITING, phaseOf, rareOf } from "./connection/process.ts";
 import { changeCodeNow, setSuspended, swapHandlerBeforeStart, sysRequest } from "./connection/requests.ts";
 import { processOf } from "./connection/view.ts";
 import { ArgumentError, CallbackError, NoProcError } from "./errors.ts";
@@ -132,16 +132,16 @@ function booleanArgument(name: string, value: unknown): boolean {
 }
 
 function switchConnection(conn: ConnectionProcess, option: DebugOption, on: boolean): void {
-  if (on) conn.dbg ??= new DebugState();
-  const dbg = conn.dbg;
+  if (on) rareOf(conn).dbg ??= new DebugState();
+  const dbg = conn.rare?.dbg;
   if (dbg === undefined) return;
   dbg.set(option, on);
   // Every option off: back to no debug state at all (zero cost).
-  if (!dbg.active) conn.dbg = undefined;
+  if (!dbg.active) conn.rare!.dbg = undefined;
 }
 
 function connectionStatistics(conn: ConnectionProcess): Statistics | undefined {
-  return conn.dbg?.counters?.snapshot(queueLength(conn));
+  return conn.rare?.dbg?.counters?.snapshot(queueLength(conn));
 }
 
 function switchAcceptor(acceptor: Acceptor, option: DebugOption, on: boolean): void {
@@ -198,14 +198,14 @@ function getLog(target: SysTarget): string[] {
   const resolved = resolve(target);
   switch (resolved.kind) {
     case "connection":
-      return resolved.conn.dbg?.logLines() ?? [];
+      return resolved.conn.rare?.dbg?.logLines() ?? [];
     case "acceptor":
       return resolved.acceptor.dbg?.logLines() ?? [];
     case "group": {
       const entries: Array<[number, string]> = [];
       for (const a of resolved.group.acceptorList?.() ?? []) if (a.dbg) entries.push(...a.dbg.logEntries());
       for (const c of resolved.group.processes()) {
-        const dbg = c.dbg;
+        const dbg = c.rare?.dbg;
         if (dbg !== undefined) entries.push(...dbg.logEntries());
       }
       entries.sort((a, b) => a[0] - b[0]);

@@ -151,7 +151,7 @@ function setMode(p: ConnectionProcess, mode: ReceiveMode): void {
   if (passive === ((p.flags & F_PASSIVE) !== 0)) return;
   const raw = p.spec.settings.framing === "raw" && (p.flags & F_UTF8) === 0;
   p.flags = (p.flags & ~(F_PASSIVE | F_RAW_ACTIVE)) | (passive ? F_PASSIVE : raw ? F_RAW_ACTIVE : 0);
-  if (TRACING && p.dbg !== undefined) trace(p, `changed mode to ${mode}`);
+  if (TRACING && p.rare?.dbg !== undefined) trace(p, `changed mode to ${mode}`);
   if (!passive) clearSrTimer(p);
 }
 

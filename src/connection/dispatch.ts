@@ -52,7 +52,7 @@ export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
   if (p.timers?.sr !== undefined) clearSrTimer(p);
   const packet = packetOf(p, frame);
   if (packet === undefined) return; // only part of a UTF-8 character so far: no empty packet
-  const dbg = p.dbg;
+  const dbg = p.rare?.dbg;
   if (TRACING && dbg !== undefined) {
     if (dbg.counters !== undefined) {
       dbg.counters.packetsIn++;
@@ -88,8 +88,9 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
           return;
         }
         rareOf(p).lastMessage = { type: "call", value };
-        if (TRACING && p.dbg !== undefined) {
-          if (p.dbg.counters !== undefined) p.dbg.counters.calls++;
+        const dbg = p.rare?.dbg;
+        if (TRACING && dbg !== undefined) {
+          if (dbg.counters !== undefined) dbg.counters.calls++;
           trace(p, `got call ${formatTerm(value)} from <call ${from.tag}>`);
         }
         callback = CB_CALL;
@@ -101,10 +102,11 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
         result = handler.handleCall(value, from, p.state, meta);
         break;
       }
-      case E_CAST:
+      case E_CAST: {
         rareOf(p).lastMessage = { type: "cast", value };
-        if (TRACING && p.dbg !== undefined) {
-          if (p.dbg.counters !== undefined) p.dbg.counters.casts++;
+        const dbg = p.rare?.dbg;
+        if (TRACING && dbg !== undefined) {
+          if (dbg.counters !== undefined) dbg.counters.casts++;
           trace(p, `got cast ${formatTerm(value)}`);
         }
         callback = CB_CAST;
@@ -114,9 +116,10 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
         }
         result = handler.handleCast(value, p.state, meta);
         break;
+      }
       case E_EVENT:
         rareOf(p).lastMessage = { type: "event", value };
-        if (TRACING && p.dbg !== undefined) trace(p, `got event ${formatTerm(value)}`);
+        if (TRACING && p.rare?.dbg !== undefined) trace(p, `got event ${formatTerm(value)}`);
         callback = CB_EVENT;
         if (handler.handleEvent === undefined) {
           callbackFailed(p, CB_EVENT, new Error("handler has no handleEvent"));
@@ -127,7 +130,7 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
       case E_SEND_SYNC: {
         const request = extra as SendSyncRequest;
         rareOf(p).lastMessage = { type: "send", value };
-        if (TRACING && p.dbg !== undefined) {
+        if (TRACING && p.rare?.dbg !== undefined) {
           trace(
             p,
             `got synchronous request for sending packet ${formatTerm(value)} from <call ${request.tag}>`,
@@ -148,7 +151,7 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
       }
       case E_SEND_ASYNC: {
         rareOf(p).lastMessage = { type: "send", value };
-        if (TRACING && p.dbg !== undefined) {
+        if (TRACING && p.rare?.dbg !== undefined) {
           trace(p, `got asynchronous request for sending packet ${formatTerm(value)}`);
         }
         const error = sendChecked(p, value);
@@ -158,7 +161,7 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
       }
       case E_TIMEOUT:
         rareOf(p).lastMessage = { type: "timeout", value: undefined };
-        if (TRACING && p.dbg !== undefined) trace(p, "got timeout");
+        if (TRACING && p.rare?.dbg !== undefined) trace(p, "got timeout");
         callback = CB_TIMEOUT;
         if (handler.timeout === undefined) {
           eventDone(p);
@@ -172,7 +175,7 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
           return;
         }
         rareOf(p).lastMessage = { type: "srtimeout", value: undefined };
-        if (TRACING && p.dbg !== undefined) trace(p, "got srtimeout");
+        if (TRACING && p.rare?.dbg !== undefined) trace(p, "got srtimeout");
         callback = CB_SRTIMEOUT;
         if (handler.srtimeout === undefined) {
           eventDone(p);
@@ -186,12 +189,12 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
           eventDone(p);
           return;
         }
-        if (TRACING && p.dbg !== undefined) trace(p, "got drain");
+        if (TRACING && p.rare?.dbg !== undefined) trace(p, "got drain");
         result = handler.handleDrain(p.state, meta);
         break;
       case E_DISCONNECT:
         rareOf(p).lastMessage = { type: "disconnect", value: undefined };
-        if (TRACING && p.dbg !== undefined) trace(p, "got disconnect");
+        if (TRACING && p.rare?.dbg !== undefined) trace(p, "got disconnect");
         callback = CB_DISCONNECT;
         if (handler.handleDisconnect === undefined) {
           p.gate &= ~G_BUSY;

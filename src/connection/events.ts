@@ -98,21 +98,21 @@ function onClose(p: ConnectionProcess, socket: TransportSocket, error: Error | u
   if (socket !== p.socket) return; // a stale socket (the raw twin of a TLS upgrade)
   p.flags |= F_SOCKET_CLOSED | F_PEER_ENDED;
   clearSocketTimers(p);
-  p.owner?.socketClosed?.(p);
+  p.spec.owner?.socketClosed?.(p);
   p.out?.fail(new SocketSendError("closed", error));
   if (pausedFor(p, P_HWM)) setPause(p, P_HWM, false); // the queue is gone
   if (phaseOf(p) === STARTING && (p.flags & F_STARTED) === 0 && (p.gate & G_BUSY) === 0) {
     // Gone before init ran (TLS handshake failed, held by a sleeping acceptor, reset early).
     exit(
       p,
-      p.transport.secure && (p.flags & F_WRITE_HELD) !== 0
+      p.spec.transport.secure && (p.flags & F_WRITE_HELD) !== 0
         ? new TlsHandshakeError("connection closed", error)
         : "normal",
     );
     return;
   }
   // A STARTTLS handshake the peer broke off (FIN, reset) fails the upgrade, whatever the peer did.
-  if (p.transport.secure && (p.flags & F_WRITE_HELD) !== 0 && phaseOf(p) < EXITING) {
+  if (p.spec.transport.secure && (p.flags & F_WRITE_HELD) !== 0 && phaseOf(p) < EXITING) {
     exit(p, new TlsHandshakeError("connection closed during the TLS handshake", error));
     return;
   }
@@ -122,7 +122,7 @@ function onClose(p: ConnectionProcess, socket: TransportSocket, error: Error | u
 
 function onError(p: ConnectionProcess, error: Error): void {
   // TLS protocol errors arrive here; the close event follows. During a handshake it is a handshake failure.
-  if ((p.flags & F_WRITE_HELD) !== 0 && p.transport.secure && phaseOf(p) < EXITING) {
+  if ((p.flags & F_WRITE_HELD) !== 0 && p.spec.transport.secure && phaseOf(p) < EXITING) {
     exit(p, new TlsHandshakeError(error.message, error));
   }
 }
@@ -137,7 +137,7 @@ function onHandshake(
   clearHandshakeTimer(p);
   // A transport's handshakeError is the verdict (Bun's `success` is false for an ignored verification
   // failure under rejectUnauthorized: false, and true for an untrusted client certificate).
-  const transport = p.transport;
+  const transport = p.spec.transport;
   const failure =
     transport.handshakeError !== undefined
       ? transport.handshakeError(socket, success, authorizationError, p.spec.isServer)
@@ -148,7 +148,7 @@ function onHandshake(
     exit(p, failure);
     return;
   }
-  if (TRACING && p.dbg !== undefined)
+  if (TRACING && p.rare?.dbg !== undefined)
     trace(p, `finished TLS handshake (${socket.alpnProtocol || "no ALPN"})`);
   p.flags &= ~F_WRITE_HELD;
   if (phaseOf(p) === STARTING) {
@@ -157,29 +157,27 @@ function onHandshake(
 }
 
 /** The `socket.data` of sockets the library no longer listens to (the raw twin of a TLS upgrade). */
-export const DETACHED: ConnectionProcess = new ConnectionProcess(
-  {
-    handler: { init: () => undefined, handlePacket: () => undefined },
-    init: undefined,
-    settings: {
-      framing: "raw",
-      utf8: false,
-      maxPacketSize: Number.POSITIVE_INFINITY,
-      highWaterMark: 0,
-      maxQueuedBytes: Number.POSITIVE_INFINITY,
-      mode: "active",
-      noDelay: undefined,
-      keepAlive: undefined,
-      sendTimeout: Number.POSITIVE_INFINITY,
-      handshakeTimeout: Number.POSITIVE_INFINITY,
-      closeTimeout: 0,
-      debug: [],
-      options: {},
-    },
-    isServer: false,
-    counters: new Counters(),
+export const DETACHED: ConnectionProcess = new ConnectionProcess({
+  handler: { init: () => undefined, handlePacket: () => undefined },
+  init: undefined,
+  settings: {
+    framing: "raw",
+    utf8: false,
+    maxPacketSize: Number.POSITIVE_INFINITY,
+    highWaterMark: 0,
+    maxQueuedBytes: Number.POSITIVE_INFINITY,
+    mode: "active",
+    noDelay: undefined,
+    keepAlive: undefined,
+    sendTimeout: Number.POSITIVE_INFINITY,
+    handshakeTimeout: Number.POSITIVE_INFINITY,
+    closeTimeout: 0,
+    debug: [],
+    options: {},
   },
-  { name: "detached", secure: false } as Transport,
-  undefined,
-);
+  isServer: false,
+  counters: new Counters(),
+  transport: { name: "detached", secure: false } as Transport,
+  owner: undefined,
+});
 detach(DETACHED);

@@ -73,13 +73,13 @@ export function attach(p: ConnectionProcess, socket: TransportSocket, hold: bool
   }
   const preamble = p.spec.preamble;
   if (preamble !== undefined) socket.write(preamble);
-  if (p.transport.secure) {
+  if (p.spec.transport.secure) {
     p.flags |= F_WRITE_HELD;
     // A held connection's handshake waits with it: its timer starts on release.
     if (!hold) armHandshakeTimer(p);
   }
   if (hold) setPause(p, P_HELD, true);
-  else if (!p.transport.secure) start(p);
+  else if (!p.spec.transport.secure) start(p);
 }
 
 /** Serves a connection held by a sleeping acceptor (or waiting for a slot). */
@@ -94,8 +94,8 @@ export function release(p: ConnectionProcess): void {
 /** Runs `init` (the connection is up: accepted, connected, TLS handshake done). */
 export function start(p: ConnectionProcess): void {
   if (phaseOf(p) !== STARTING || (p.gate & G_BUSY) !== 0) return;
-  if ((p.flags & F_ADMITTED) === 0 && p.owner?.admit !== undefined) {
-    if (!p.owner.admit(p)) {
+  if ((p.flags & F_ADMITTED) === 0 && p.spec.owner?.admit !== undefined) {
+    if (!p.spec.owner!.admit(p)) {
       // No slot: wait, reading (bounded) so that a peer that leaves is noticed and its socket freed.
       p.flags |= F_WAITING;
       return;
@@ -140,9 +140,9 @@ function initDone(p: ConnectionProcess, result: unknown): void {
   p.flags |= F_STARTED;
   p.gate &= ~(G_BUSY | G_NOT_RUNNING);
   p.spec.counters.started++;
-  p.owner?.childStarted?.(p);
+  p.spec.owner?.childStarted?.(p);
   if (connectionStartChannel.hasSubscribers) {
-    connectionStartChannel.publish({ connection: p.view, ...p.owner?.channelInfo?.() });
+    connectionStartChannel.publish({ connection: p.view, ...p.spec.owner?.channelInfo?.() });
   }
   const rare = p.rare;
   if (rare?.onStarted !== undefined) {
@@ -164,8 +164,8 @@ export function exit(p: ConnectionProcess, reason: ExitReason, quiet = false): v
   p.gate |= G_NOT_RUNNING;
   p.exitReason = reason;
   clearProcessTimers(p);
-  p.owner?.childLeaving(p);
-  if (TRACING && p.dbg !== undefined) trace(p, `terminating with reason ${describeReason(reason)}`);
+  p.spec.owner?.childLeaving(p);
+  if (TRACING && p.rare?.dbg !== undefined) trace(p, `terminating with reason ${describeReason(reason)}`);
   const handler = p.spec.handler;
   const terminate = started && !quiet ? handler.terminate : undefined;
   if (terminate !== undefined) {
@@ -207,7 +207,8 @@ function finalize(
       `** Sockerl connector <${p.id}> terminating\n** Reason for termination == ${describeReason(finalReason)}\n** State == ${formatTerm(p.state)}`,
     );
     // With the `log` option, the last events follow the report (Erlang's sys:print_log).
-    if (p.dbg?.log !== undefined) for (const line of p.dbg.logLines()) emit(line);
+    const dbg = p.rare?.dbg;
+    if (dbg?.log !== undefined) for (const line of dbg.logLines()) emit(line);
   }
   countEnding(p.spec.counters, finalReason);
   // Whatever is still queued will never be handled here: a pool's routed requests go elsewhere.
@@ -231,7 +232,7 @@ function finalize(
       peerFault: isPeerFault(finalReason),
     });
   }
-  p.owner?.childExited(p, finalReason, started);
+  p.spec.owner?.childExited(p, finalReason, started);
   closeSocket(p);
 }
 
@@ -308,7 +309,7 @@ export function detach(p: ConnectionProcess): void {
 
 /** One trace line of this connection. */
 export function trace(p: ConnectionProcess, text: string): void {
-  p.dbg?.event(`Sockerl connector <${p.id}>`, text);
+  p.rare?.dbg?.event(`Sockerl connector <${p.id}>`, text);
 }
 
 /** Whether the process is still running (or starting). */

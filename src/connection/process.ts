@@ -40,8 +40,8 @@
  *        DEAD
  * ```
  *
- * Memory matters (servers hold 10k+ idle connections): the object keeps a few plain fields (JSC stores
- * 14 to 18 of them in the same 160-byte cell). Booleans, the phase, the pause bits and the last callback share
+ * Memory matters (servers hold 10k+ idle connections): the object keeps 16 plain fields (JSC stores
+ * 14 to 18 of them in the same 160-byte cell; a 19th costs 64 bytes more). Booleans, the phase, the pause bits and the last callback share
  * one `flags` word; what only some connections use (timers, calls, exit bookkeeping) lives in small
  * objects made on first use; what all connections of a server share lives in one `spec`.
  *
@@ -131,6 +131,10 @@ export interface ConnectionSpec {
   readonly port?: number | undefined;
   /** Connectors: bytes written first, before anything else (a PROXY protocol header). */
   readonly preamble?: Uint8Array | undefined;
+  /** The transport (a connection swapping it for STARTTLS gets a spec of its own). */
+  readonly transport: Transport;
+  /** The server, pool slot or connector that owns the connections. */
+  readonly owner: ConnectionOwner | undefined;
 }
 
 // Lifecycle phases (the low bits of `flags`).
@@ -237,6 +241,8 @@ export class Rare {
   onStarted: ((ok: boolean, reason: ExitReason) => void) | undefined = undefined;
   /** The PROXY protocol header the connection arrived with. */
   proxy: unknown = undefined;
+  /** sys debug state (trace, log, statistics), while some option is on. */
+  dbg: DebugState | undefined = undefined;
 }
 
 let nextId = 1;
@@ -251,8 +257,6 @@ export class ConnectionProcess {
   readonly id: number = nextId++;
   spec: ConnectionSpec;
   state: unknown = undefined;
-  owner: ConnectionOwner | undefined;
-  transport: Transport;
   socket: TransportSocket | undefined = undefined;
   /** Phase, booleans, pause bits, last callback (see the `F_*`, `PAUSE_*`, `CB_*` constants). */
   flags: number;
@@ -264,7 +268,6 @@ export class ConnectionProcess {
   out: OutboundQueue | undefined = undefined;
   /** Bytes sent while corked: one buffer, or several to merge into one write. */
   cork: Uint8Array | CorkList | undefined = undefined;
-  dbg: DebugState | undefined;
   idle: IdleTimer | undefined = undefined;
   timers: Timers | undefined = undefined;
   rare: Rare | undefined = undefined;
@@ -274,10 +277,8 @@ export class ConnectionProcess {
   /** The public handle and meta (made at start). */
   view: ConnectionView | undefined = undefined;
 
-  constructor(spec: ConnectionSpec, transport: Transport, owner: ConnectionOwner | undefined) {
+  constructor(spec: ConnectionSpec) {
     this.spec = spec;
-    this.transport = transport;
-    this.owner = owner;
     const settings = spec.settings;
     const passive = settings.mode === "passive";
     this.flags =
@@ -285,7 +286,7 @@ export class ConnectionProcess {
       (settings.utf8 ? F_UTF8 : 0) |
       (passive ? F_PASSIVE : 0) |
       (!passive && settings.framing === "raw" && !settings.utf8 ? F_RAW_ACTIVE : 0);
-    this.dbg = settings.debug.length === 0 ? undefined : debugStateFor(settings.debug);
+    if (settings.debug.length !== 0) rareOf(this).dbg = debugStateFor(settings.debug);
   }
 }
 

@@ -57,7 +57,7 @@ export interface SysRequest {
 setCallHooks({
   replied(owner, from, value) {
     const p = owner as ConnectionProcess;
-    if (TRACING && p.dbg !== undefined) trace(p, `sent ${formatTerm(value)} to <call ${from.tag}>`);
+    if (TRACING && p.rare?.dbg !== undefined) trace(p, `sent ${formatTerm(value)} to <call ${from.tag}>`);
   },
   settled(owner, from) {
     (owner as ConnectionProcess).rare?.calls?.delete(from);
@@ -124,7 +124,7 @@ export function sendSync(p: ConnectionProcess, packet: Outgoing, router?: Reques
     const request: SendSyncRequest = {
       tag,
       resolve: () => {
-        if (TRACING && p.dbg !== undefined) trace(p, `sent ok to <call ${tag}>`);
+        if (TRACING && p.rare?.dbg !== undefined) trace(p, `sent ok to <call ${tag}>`);
         resolve();
       },
       reject,

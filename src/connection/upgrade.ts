@@ -63,8 +63,8 @@ export function doUpgrade(p: ConnectionProcess): void {
   }
   p.socket = socket;
   socket.data = p;
-  p.transport = next;
-  if (TRACING && p.dbg !== undefined) trace(p, `transport swapped to ${next.name}`);
+  p.spec = { ...p.spec, transport: next };
+  if (TRACING && p.rare?.dbg !== undefined) trace(p, `transport swapped to ${next.name}`);
   if (held !== undefined) enqueue(p, held);
   if (after !== undefined) for (const bytes of after) enqueue(p, bytes);
   if (next.secure) {

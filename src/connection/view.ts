@@ -69,11 +69,11 @@ export class ConnectionView implements Connection, Meta<unknown> {
     return this;
   }
   get transport(): string {
-    return this.#p.transport.name;
+    return this.#p.spec.transport.name;
   }
   get secure(): boolean {
     // Not until the handshake is done: a STARTTLS upgrade that fails leaves the connection insecure.
-    return this.#p.transport.secure && (this.#p.flags & F_WRITE_HELD) === 0;
+    return this.#p.spec.transport.secure && (this.#p.flags & F_WRITE_HELD) === 0;
   }
   get timeout(): number {
     return this.#p.idle?.ms ?? Number.POSITIVE_INFINITY;
@@ -114,7 +114,7 @@ export class ConnectionView implements Connection, Meta<unknown> {
     return typeof alpn === "string" ? alpn : undefined;
   }
   get peerCertificate(): unknown {
-    if (!this.#p.transport.secure) return undefined;
+    if (!this.#p.spec.transport.secure) return undefined;
     return this.#p.socket?.getPeerCertificate?.();
   }
   get proxy(): unknown {

@@ -123,7 +123,7 @@ function sendBytes(
     const max = p.spec.settings.maxQueuedBytes;
     if (queued + bytes.length > max) return new SendOverflowError(queued, max);
   }
-  const dbg = p.dbg;
+  const dbg = p.rare?.dbg;
   if (TRACING && dbg !== undefined) {
     if (dbg.counters !== undefined) {
       dbg.counters.packetsOut++;

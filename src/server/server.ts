@@ -327,8 +327,10 @@ export class Server<S = unknown, I = unknown> {
       settings: this.#settings,
       isServer: true,
       counters: this.#counters,
+      transport: this.#transport,
+      owner: this.#owner,
     });
-    const conn = new ConnectionProcess(spec, this.#transport, this.#owner);
+    const conn = new ConnectionProcess(spec);
     if (this.#proxied) {
       const proxy = proxyHeaderFor(socket);
       if (proxy !== undefined) rareOf(conn).proxy = proxy;
