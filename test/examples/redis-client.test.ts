@@ -36,10 +36,11 @@ function parseInPieces(pieces: Uint8Array[]): RedisReply[] {
 
 describe("RESP", () => {
   test("encodes commands as arrays of bulk strings, counting bytes, not characters", () => {
-    expect(encodeCommand(["SET", "k", "vé"])).toBe("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nvé\r\n");
-    expect(encodeCommand(["INCRBY", "n", 42])).toBe("*3\r\n$6\r\nINCRBY\r\n$1\r\nn\r\n$2\r\n42\r\n");
+    const text = (bytes: Uint8Array): string => new TextDecoder().decode(bytes);
+    expect(text(encodeCommand(["SET", "k", "vé"]))).toBe("*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$3\r\nvé\r\n");
+    expect(text(encodeCommand(["INCRBY", "n", 42]))).toBe("*3\r\n$6\r\nINCRBY\r\n$1\r\nn\r\n$2\r\n42\r\n");
     const binary = encodeCommand(["SET", "b", new Uint8Array([0, 13, 10, 255])]);
-    expect(Buffer.from(binary as Uint8Array)).toEqual(
+    expect(Buffer.from(binary)).toEqual(
       Buffer.concat([
         Buffer.from("*3\r\n$3\r\nSET\r\n$1\r\nb\r\n$4\r\n"),
         Buffer.from([0, 13, 10, 255, 13, 10]),
