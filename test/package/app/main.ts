@@ -64,12 +64,15 @@ const first = members[0];
 if (first === undefined) throw new Error("no connector");
 const answer = await first[1].call("hello");
 if (answer !== "hello") throw new Error(`echo: ${String(answer)}`);
+// The same through the pool's router: a typed reply.
+const routed: string = await pool.call<string>("routed");
+if (routed !== "routed") throw new Error(`pool.call: ${routed}`);
 
 // A server-side call: how many lines the server connection has seen.
 const [entry] = server.connections();
 if (entry === undefined) throw new Error("no server connection");
-const counts = await Promise.all(server.connections().map(([, conn]) => conn.call("count")));
-if (!counts.includes(1)) throw new Error(`counts: ${JSON.stringify(counts)}`);
+const counts = await Promise.all(server.connections().map(([, conn]) => conn.call<number>("count")));
+if (counts.reduce((sum, n) => sum + n, 0) !== 2) throw new Error(`counts: ${JSON.stringify(counts)}`);
 await pool.stop();
 
 if (!trace.some((line) => line.startsWith("*DBG*"))) throw new Error("no trace line");
