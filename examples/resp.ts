@@ -4,8 +4,9 @@
  * every client library send them, or an inline command line such as `PING\r\n`), however TCP cut it.
  *
  * The codec answers `-N` whenever it knows how many bytes the frame needs at least (a bulk string's
- * header announces its length), so the decoder neither calls it again nor copies anything before
- * those bytes are in; it answers `0` only inside a header line that has not ended yet.
+ * header announces its length; an array of `n` elements needs at least 3 bytes per element still
+ * missing), so the decoder neither calls it again nor copies anything before those bytes are in; it
+ * answers `0` only while the first header line has not ended.
  *
  * @module
  */
@@ -63,9 +64,14 @@ function lineEnd(b: Uint8Array, from: number): number {
   return lf - 1;
 }
 
+/** The shortest RESP value, `+\r\n`: a lower bound for elements not yet received. */
+const MIN_VALUE = 3;
+/** Deepest nesting of arrays accepted (a command is one level; replies nest a few). */
+const MAX_DEPTH = 32;
+
 /** Scans one RESP value starting at `at`; see {@link NEED_LINE} for the result. */
-function scanValue(b: Uint8Array, at: number): number {
-  if (at >= b.length) return -(at + 1);
+function scanValue(b: Uint8Array, at: number, depth: number): number {
+  if (at >= b.length) return -(at + MIN_VALUE);
   const type = b[at]!;
   const cr = lineEnd(b, at + 1);
   if (cr === -1) return NEED_LINE;
@@ -88,10 +94,18 @@ function scanValue(b: Uint8Array, at: number): number {
     case 0x2a: {
       // * array of values
       const count = headerInt(b, at + 1, cr);
+      // Bounded here, so a peer cannot make the scan recurse until the stack overflows.
+      if (depth >= MAX_DEPTH) throw new RespProtocolError(`arrays nested over ${MAX_DEPTH} deep`);
       let pos = next;
       for (let k = 0; k < count; k++) {
-        const end = scanValue(b, pos);
-        if (end < 0) return end;
+        const end = scanValue(b, pos, depth + 1);
+        if (end < 0) {
+          // Incomplete: answer a lower bound on the whole array (this element's end, then at least
+          // MIN_VALUE bytes per element still to come), so a huge array of tiny elements is not
+          // rescanned after every chunk.
+          const elementEnd = end === NEED_LINE ? Math.max(b.length + 1, pos + MIN_VALUE) : -end;
+          return -(elementEnd + MIN_VALUE * (count - k - 1));
+        }
         pos = end;
       }
       return pos;
@@ -122,7 +136,7 @@ export const resp: Codec = {
       if (b.length > MAX_LINE) throw new RespProtocolError(`inline command over ${MAX_LINE} bytes`);
       return 0;
     }
-    const end = scanValue(b, 0);
+    const end = scanValue(b, 0, 0);
     return end === NEED_LINE ? 0 : end;
   },
 };

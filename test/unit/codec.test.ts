@@ -362,8 +362,30 @@ describe("the RESP codec of examples/resp.ts", () => {
     expect(got).toEqual(replies);
   });
 
+  test("a huge array of tiny elements in small chunks is scanned a bounded number of times", () => {
+    const n = 100_000;
+    const s = bytes(`*${n}\r\n${"$0\r\n\r\n".repeat(n)}`);
+    let calls = 0;
+    let scanned = 0;
+    const counting: Codec = {
+      frameLength(b) {
+        calls++;
+        scanned += b.length;
+        return resp.frameLength(b);
+      },
+    };
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < s.length; at += 1460) chunks.push(s.subarray(at, at + 1460));
+    const got = decodeAll(new FrameDecoder(counting, 1 << 24), chunks);
+    expect(got.length).toBe(1);
+    expect(got[0]!.length).toBe(s.length);
+    // The lower bounds (3 bytes per missing element) keep it far from one rescan per chunk (412).
+    expect(calls).toBeLessThan(60);
+    expect(scanned).toBeLessThan(30 * s.length); // O(n log n): each bound halves what is missing
+  });
+
   test("garbage is a FramingError whose cause is the codec's protocol error", () => {
-    for (const bad of ["*x\r\n", "$3\r\nabcd\r\n", "*1\r\n!\r\n", "$2\nab\r\n"]) {
+    for (const bad of ["*x\r\n", "$3\r\nabcd\r\n", "*1\r\n!\r\n", "$2\nab\r\n", "*1\r\n".repeat(100)]) {
       const d = new FrameDecoder(resp, 1000);
       d.push(bytes(bad));
       const error = thrown(() => d.next());
