@@ -226,4 +226,32 @@ describe.skipIf(!HAVE_BENCH)("redis-benchmark", () => {
     expect(names).toEqual(["PING_INLINE", "PING_MBULK", "SET", "GET", "INCR"]);
     console.log(`redis-benchmark against examples/resp-server.ts:\n  ${finals.join("\n  ")}`);
   }, 70_000);
+
+  test("-P 16 (16 commands pipelined per connection) completes every test", async () => {
+    const port = await start();
+    const r = await run(
+      [
+        "redis-benchmark",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        String(port),
+        "-q",
+        "-n",
+        "20000",
+        "-P",
+        "16",
+        "-t",
+        "set,get,incr",
+      ],
+      { timeoutMs: 60_000 },
+    );
+    expect(r.exitCode).toBe(0);
+    const finals = r.stdout
+      .split(/[\r\n]+/)
+      .map((l) => l.trim())
+      .filter((l) => /requests per second/.test(l) && !/rps=/.test(l));
+    expect(finals.map((l) => l.slice(0, l.indexOf(":")))).toEqual(["SET", "GET", "INCR"]);
+    console.log(`redis-benchmark -P 16 against examples/resp-server.ts:\n  ${finals.join("\n  ")}`);
+  }, 70_000);
 });

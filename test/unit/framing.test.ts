@@ -49,7 +49,7 @@ const SAMPLE_LINES = ["hello\n", "\n", "with crlf\r\n", "x\n", "\r\n", "a longer
 );
 
 describe("isPacketFraming / headerSize", () => {
-  test("accepts exactly the five framings", () => {
+  test("accepts the five named framings and no other primitive (codecs: see codec.test.ts)", () => {
     for (const v of ["raw", 1, 2, 4, "line"]) expect(isPacketFraming(v)).toBe(true);
     for (const v of [0, 3, 8, "1", "lines", null, undefined, {}, Number.NaN])
       expect(isPacketFraming(v)).toBe(false);
