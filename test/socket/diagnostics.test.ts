@@ -242,14 +242,14 @@ describe("no subscriber, no message", () => {
     const published = new Map<string, number>();
     for (const name of CHANNELS) {
       const channel = diagnostics.channel(name);
-      const original = channel.publish.bind(channel);
+      // A channel swaps its prototype as it gains and loses subscribers (the inactive one's publish
+      // does nothing), so the spy calls whatever publish the prototype has now, and the cleanup
+      // removes the spy instead of pinning one publish on the channel for later tests.
       channel.publish = (message: unknown) => {
         published.set(name, (published.get(name) ?? 0) + 1);
-        original(message);
+        (Object.getPrototypeOf(channel) as { publish(m: unknown): void }).publish.call(channel, message);
       };
-      defer(() => {
-        channel.publish = original;
-      });
+      defer(() => Reflect.deleteProperty(channel, "publish"));
     }
     // Subscribe and unsubscribe first: afterwards the channels must be as quiet as never used.
     const heard: unknown[] = [];
