@@ -33,7 +33,7 @@
  * @module
  */
 import { availableParallelism } from "node:os";
-import { ArgumentError, OptionError } from "./errors.ts";
+import { ArgumentError, describeReason, OptionError, SockerlError, WorkerExitError } from "./errors.ts";
 import { type Plan, type PlanFunction, type PlanTrack, RestartPlan } from "./supervisor.ts";
 
 /** The environment variable that marks a worker process (its slot id, from 1). */
@@ -84,7 +84,11 @@ export interface ClusterInfo {
 export interface ClusterHandle {
   /** `[slot id, pid]` of each running worker. */
   workers(): Array<[id: number, pid: number]>;
-  /** Rolling restart: one slot at a time, the new worker listening before the old one stops. */
+  /**
+   * Rolling restart: one slot at a time, the new worker listening before the old one stops. Rejects
+   * with {@link WorkerExitError} when a new worker exits before it is ready (that slot's old worker
+   * keeps serving; the slots after it are not restarted).
+   */
   restart(options?: { drainMs?: number }): Promise<void>;
   /** Graceful stop of every worker; resolves once all exited. */
   stop(options?: { drainMs?: number }): Promise<void>;
@@ -301,6 +305,8 @@ class Worker {
   ready = false;
   /** The primary asked it to stop (its exit does not go to the plan). */
   retiring = false;
+  /** Started by a rolling restart and not ready yet: if it dies, the restart fails, not the slot. */
+  candidate = false;
   readonly startedAt = performance.now();
   readonly readyPromise: Promise<void>;
   readonly exitedPromise: Promise<void>;
@@ -472,17 +478,24 @@ class Primary implements ClusterHandle {
   #onExit(worker: Worker): void {
     clearTimeout(worker.startTimer);
     this.#live.delete(worker);
-    worker.rejectReady(new Error(`worker ${worker.id} exited before it was ready`));
+    if (!worker.ready) {
+      const { pid, exitCode, signalCode } = worker.proc;
+      const signal = typeof signalCode === "string" ? signalCode : null;
+      worker.rejectReady(new WorkerExitError(worker.id, pid, exitCode, signal));
+    }
     worker.resolveExited();
     const slot = this.#slots.get(worker.id);
     // Cases:
     //   1. the primary retired it (stop, rolling restart) or is ending → nothing to decide
-    //   2. it is not the slot's current worker (a stale one)          → nothing to decide
-    //   3. otherwise it crashed or quit: the slot's plan decides
+    //   2. a rolling restart's new worker died before it was ready      → the restart rejects and
+    //      puts the old worker back; the slot's plan is not run
+    //   3. it is not the slot's current worker (a stale one)          → nothing to decide
+    //   4. otherwise it crashed or quit: the slot's plan decides
     if (worker.retiring || this.#ending) {
       if (this.#ending && this.#live.size === 0) this.#finish();
       return;
     }
+    if (worker.candidate) return;
     if (slot === undefined || slot.worker !== worker) return;
     slot.worker = undefined;
     const proc = worker.proc;
@@ -523,9 +536,11 @@ class Primary implements ClusterHandle {
       const old = slot.worker;
       if (old === undefined) continue;
       const fresh = this.#spawn(id);
+      fresh.candidate = true;
       slot.worker = fresh;
       try {
         await fresh.readyPromise;
+        fresh.candidate = false;
       } catch (error) {
         // The new worker died before listening: keep the old one serving, and say so.
         if (slot.worker === fresh) slot.worker = old;
@@ -550,7 +565,12 @@ class Primary implements ClusterHandle {
       this.#ending = true;
       this.#reason = reason;
       for (const slot of this.#slots.values()) clearTimeout(slot.timer);
-      this.#started.reject(reason instanceof Error ? reason : new Error(`cluster ended: ${String(reason)}`));
+      // cluster() is still waiting for the first workers: it rejects with the reason.
+      this.#started.reject(
+        reason instanceof Error
+          ? reason
+          : new SockerlError(`The cluster ended before it was ready: ${describeReason(reason)}`, { reason }),
+      );
       if (this.#live.size === 0) this.#finish();
       else for (const worker of [...this.#live]) void this.#retire(worker, drainMs);
     }

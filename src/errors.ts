@@ -30,7 +30,8 @@ export type SockerlErrorCode =
   | "ERR_LISTEN_INIT_STOP"
   | "ERR_MEMORY_UPGRADE"
   | "ERR_TEST_LEAK"
-  | "ERR_PEER_READ";
+  | "ERR_PEER_READ"
+  | "ERR_WORKER_EXIT";
 
 /** Base class: `code` is stable, `reason` is a short machine-friendly reason (SockErl style). */
 export class SockerlError extends Error {
@@ -403,6 +404,30 @@ export class PeerReadError extends SockerlError {
   constructor(message: string, reason: "timeout" | "closed", buffered: Uint8Array) {
     super(message, { code: "ERR_PEER_READ", reason });
     this.buffered = buffered;
+  }
+}
+
+/**
+ * A cluster worker exited before it was ready (its `main` had not resolved), so `cluster()` or a
+ * rolling `restart()` could not go on: `exitCode` / `signal` say how it ended.
+ */
+export class WorkerExitError extends SockerlError {
+  /** The worker's slot id (from 1). */
+  readonly slot: number;
+  readonly pid: number;
+  readonly exitCode: number | null;
+  readonly signal: string | null;
+  constructor(slot: number, pid: number, exitCode: number | null, signal: string | null, cause?: unknown) {
+    const how = signal !== null ? `killed by ${signal}` : `exit code ${exitCode}`;
+    super(`Cluster worker ${slot} (pid ${pid}) exited before it was ready: ${how}`, {
+      code: "ERR_WORKER_EXIT",
+      reason: "worker_exit",
+      cause,
+    });
+    this.slot = slot;
+    this.pid = pid;
+    this.exitCode = exitCode;
+    this.signal = signal;
   }
 }
 

@@ -7,6 +7,8 @@
  * count with the kernel default, 0, is printed).
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { cluster, workerId } from "../../src/cluster.ts";
 import { OptionError } from "../../src/errors.ts";
@@ -192,6 +194,21 @@ describe("cluster (fixture app, 2 workers)", () => {
     expect(exited.reason).toBe("SIGKILL");
     await waitFor(() => !alive(second), 3000, "the other worker gone");
     expect(await greet(app.port)).toBe("ECONNREFUSED");
+  });
+
+  test("a rolling restart whose new worker fails to start rejects with WorkerExitError; the old workers serve on", async () => {
+    const failFile = join(mkdtempSync(join(tmpdir(), "sockerl-cluster-")), "fail");
+    const app = new App(freePort(), { CLUSTER_FAIL_FILE: failFile, CLUSTER_PLAN: "fast" });
+    await app.event("ready");
+    const before = await app.workers();
+    writeFileSync(failFile, "");
+    const error = await app.command("restart 100", "error", 10_000);
+    expect(error.message).toMatch(
+      /WorkerExitError: Cluster worker 1 \(pid \d+\) exited before it was ready: exit code 1/,
+    );
+    expect(await app.workers()).toEqual(before);
+    expect(typeof (await greet(app.port))).toBe("number");
+    rmSync(failFile);
   });
 
   test("SIGTERM to the primary: workers drain and exit, the primary exits 0, the port is released", async () => {
