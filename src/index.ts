@@ -51,6 +51,7 @@ export {
   SocketListenError,
   SocketSendError,
   TlsHandshakeError,
+  WorkerExitError,
 } from "./errors.ts";
 export type { Codec, DelimiterFraming, PacketFraming } from "./framing/framing.ts";
 export type {
