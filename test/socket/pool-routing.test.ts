@@ -8,7 +8,8 @@
  * duplicated; the call its handler had already taken rejects with `NoProcError`. `from.reject(error)`
  * rejects the call with that error. A stopped pool rejects with `NoProcError`. The default plan
  * reconnects with backoff forever (`planCount` Infinity), so `plan: [{ restart: 20 }]` survives repeated
- * drops. Writes of the calls routed in one tick leave as one socket write (auto-cork). Connector up/down
+ * drops. `conn.stop()` on a connector preempts its mailbox: the pool calls queued there are routed again.
+ * Writes of the calls routed in one tick leave as one socket write (auto-cork). Connector up/down
  * are published on the diagnostics channels. All on real loopback sockets.
  */
 import { afterEach, describe, expect, test } from "bun:test";
@@ -295,6 +296,41 @@ describe("re-routing", () => {
     for (const line of seen) counts.set(line, (counts.get(line) ?? 0) + 1);
     for (let i = 0; i < 20; i++) expect(counts.get(`q${i}`)).toBe(1);
     expect(counts.get("hold")).toBeUndefined();
+  });
+});
+
+describe("re-routing when a connector is stopped", () => {
+  test("conn.stop() preempts the mailbox: the queued pool calls go to another connector", async () => {
+    const seen: string[] = [];
+    const server = await lineServer(seen);
+    const gate = Promise.withResolvers<void>();
+    let target = 0;
+    const handler: Handler<LineState> = {
+      ...lineClient,
+      async handleCall(request, from, state, meta) {
+        if (request === "hold") {
+          await gate.promise;
+          return { reply: "held" };
+        }
+        return lineClient.handleCall!(request, from, state, meta);
+      },
+    };
+    const pool = await startPool(handler, undefined, server.port, {
+      connectorCount: 2,
+      plan: [{ restart: 20 }],
+      strategy: (live: readonly Connection[]) => live.find((c) => c.id === target) ?? live[0]!,
+    });
+    const [, a] = pool.connections()[0]!;
+    target = a.id;
+    const held = pool.call("hold");
+    const queued = Array.from({ length: 10 }, (_, i) => pool.call(`s${i}`));
+    const stopping = a.stop("maintenance");
+    gate.resolve(); // the running callback finishes; nothing queued behind it runs on a
+    expect(await within(held, 2000, "the held call")).toBe("held");
+    const replies = await within(Promise.all(queued), 3000, "the re-routed calls");
+    expect(replies).toEqual(Array.from({ length: 10 }, (_, i) => `s${i}`));
+    await stopping;
+    for (let i = 0; i < 10; i++) expect(seen.filter((l) => l === `s${i}`)).toHaveLength(1);
   });
 });
 
