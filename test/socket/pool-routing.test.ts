@@ -15,10 +15,13 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import diagnostics from "node:diagnostics_channel";
 import {
+  BadReturnError,
+  CallbackError,
   type Connection,
   type From,
   type Handler,
   NoProcError,
+  OptionError,
   type Pool,
   PoolFullError,
   type PoolOptions,
@@ -439,5 +442,41 @@ describe("lifecycle you can see", () => {
     await waitFor(() => downs.length === 1 && ups.length === 4, 2000, "a down and a new up");
     expect(downs[0]).toMatchObject({ pool, id: expect.any(Number) });
     expect(pool.info()).toMatchObject({ size: 3, live: 3, restarts: 1 });
+  });
+});
+
+describe("routing options", () => {
+  test("a bad strategy, maxWaiting or waitTimeout is an OptionError naming it", async () => {
+    const server = await lineServer();
+    const bad: Array<[PoolOptions, string]> = [
+      [{ strategy: "random" as never }, "strategy"],
+      [{ maxWaiting: -1 }, "maxWaiting"],
+      [{ maxWaiting: 1.5 }, "maxWaiting"],
+      [{ waitTimeout: -5 }, "waitTimeout"],
+    ];
+    for (const [options, option] of bad) {
+      const error = await startConnectorPool(lineClient, undefined, [[HOST, server.port]], options).catch(
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(OptionError);
+      expect((error as OptionError).option).toBe(option);
+    }
+  });
+
+  test("a strategy that throws or returns a stranger rejects that request only", async () => {
+    const server = await lineServer();
+    let mode = "throw";
+    const pool = await startPool(lineClient, undefined, server.port, {
+      strategy: (live: readonly Connection[]) => {
+        if (mode === "throw") throw new Error("no idea");
+        if (mode === "stranger") return {} as Connection;
+        return live[0]!;
+      },
+    });
+    expect(await pool.call("x").catch((e: unknown) => e)).toBeInstanceOf(CallbackError);
+    mode = "stranger";
+    expect(await pool.call("x").catch((e: unknown) => e)).toBeInstanceOf(BadReturnError);
+    mode = "ok";
+    expect(await pool.call("x")).toBe("x");
   });
 });
