@@ -51,6 +51,9 @@ export interface SmtpConfig {
 
 type Phase = "greeted" | "ready" | "mail" | "rcpt" | "data";
 
+/** Recipients per message: RFC 5321 asks servers to take at least 100. */
+const MAX_RECIPIENTS = 100;
+
 interface Session {
   config: SmtpConfig;
   phase: Phase;
@@ -120,6 +123,7 @@ const smtp: Handler<Session, SmtpConfig> = {
         if (s.phase !== "mail" && s.phase !== "rcpt") return { send: "503 5.5.1 MAIL first\r\n" };
         const to = /^TO:/i.test(arg) ? path(arg.slice(3)) : undefined;
         if (to === undefined || to === "") return { send: "501 5.5.4 Syntax: RCPT TO:<address>\r\n" };
+        if (s.to.length >= MAX_RECIPIENTS) return { send: "452 4.5.3 Too many recipients\r\n" };
         return { state: { ...s, phase: "rcpt", to: [...s.to, to] }, send: "250 2.1.5 OK\r\n" };
       }
       case "DATA":
@@ -148,6 +152,8 @@ const smtp: Handler<Session, SmtpConfig> = {
  * many thousand lines.
  */
 function dataLine(line: Uint8Array, s: Session, secure: boolean) {
+  // Only "\r\n" ends a line, so only "\r\n.\r\n" ends the message: a bare "\n.\n" stays inside it
+  // (the ambiguity that SMTP smuggling exploits never arises).
   if (line.length === 3 && line[0] === 0x2e) {
     const { config } = s;
     const next = session(config, "ready", s.helo);

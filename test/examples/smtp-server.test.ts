@@ -5,6 +5,9 @@
  * and to as given, over TLS; `swaks --tls` (plain EHLO, STARTTLS, EHLO again, MAIL, RCPT, DATA, QUIT)
  * delivers its message, dot-stuffed lines unstuffed, and ten swaks runs at once all deliver.
  *
+ * Over plain TCP (a raw client): only CRLF "." CRLF ends a message (a bare LF "." LF stays in it, so
+ * SMTP smuggling has nothing to split on), and a 101st recipient is refused.
+ *
  * The certificate is made by the test with `openssl req -x509`; the clients are the real programs
  * (apt packages openssl, swaks). Where one is absent its tests skip with a warning.
  */
@@ -15,6 +18,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type ReceivedMail, startSmtpServer } from "../../examples/smtp-server.ts";
 import { type Server, tls } from "../../src/index.ts";
+import { closeAllClients, RawClient } from "../helpers/client.ts";
 import { have, run } from "./run.ts";
 
 const HAVE_OPENSSL = have("openssl");
@@ -57,6 +61,7 @@ afterAll(() => {
 });
 
 afterEach(async () => {
+  closeAllClients();
   await server?.stop();
   server = undefined;
   inbox = [];
@@ -187,4 +192,24 @@ describe.skipIf(!HAVE_OPENSSL || !HAVE_SWAKS)("swaks --tls", () => {
       expect(m.data.toString()).toContain(`message ${m.to[0]!.slice(4, m.to[0]!.indexOf("@"))}\r\n`);
     }
   }, 30_000);
+});
+
+describe("plain SMTP, a raw client", () => {
+  test('only CRLF "." CRLF ends the message; a 101st recipient is refused', async () => {
+    const s = await startSmtpServer(0, { onMessage: (mail) => inbox.push(mail) });
+    server = s as unknown as Server<unknown, unknown>;
+    const c = await RawClient.connect(s.port);
+    await c.waitForText("220 ");
+    c.write("EHLO raw\r\nMAIL FROM:<a@example.org>\r\n");
+    for (let i = 0; i < 101; i++) c.write(`RCPT TO:<r${i}@example.org>\r\n`);
+    c.write("DATA\r\n");
+    await c.waitForText("354 ");
+    expect(c.text()).toContain("452 4.5.3 Too many recipients");
+    c.write("first\n.\nMAIL FROM:<smuggled@example.org>\r\nlast\r\n.\r\nQUIT\r\n");
+    await c.waitForEnd();
+    expect(inbox.length).toBe(1);
+    expect(inbox[0]!.to.length).toBe(100);
+    expect(inbox[0]!.secure).toBe(false);
+    expect(inbox[0]!.data.toString()).toBe("first\n.\nMAIL FROM:<smuggled@example.org>\r\nlast\r\n");
+  });
 });
