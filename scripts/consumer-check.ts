@@ -142,20 +142,22 @@ try {
   );
   check("dist/ exports what src/ exports (sockerl, sockerl/testing)", same);
 
-  // 6. Under Node the import fails at once with ERR_RUNTIME, naming Bun.
-  const node = run(
-    [
-      "node",
-      "-e",
-      `import("sockerl").then(() => process.exit(2), (e) => { console.log(e.code, e.message); })`,
-    ],
-    app,
-  );
-  check(
-    "node: import fails with ERR_RUNTIME",
-    node,
-    node.exitCode === 0 && node.output.startsWith("ERR_RUNTIME") && node.output.includes("Bun"),
-  );
+  // 6. Under Node the import fails at once with ERR_RUNTIME, naming Bun (both entry points).
+  for (const entry of ["sockerl", "sockerl/testing"]) {
+    const node = run(
+      [
+        "node",
+        "-e",
+        `import("${entry}").then(() => process.exit(2), (e) => { console.log(e.code, e.message); })`,
+      ],
+      app,
+    );
+    check(
+      `node: import("${entry}") fails with ERR_RUNTIME`,
+      node,
+      node.exitCode === 0 && node.output.startsWith("ERR_RUNTIME") && node.output.includes("Bun"),
+    );
+  }
 } catch (error) {
   failures.push(String(error));
   console.log(`FAIL ${String(error)}`);

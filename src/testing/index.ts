@@ -15,6 +15,8 @@
  *
  * @module
  */
+// First: outside Bun the import fails here, with an error naming Bun, before anything else loads.
+import "../runtime-check.ts";
 
 export type { Clock, TimerHandle } from "../clock.ts";
 export { MemoryUpgradeError, PeerReadError, TestLeakError } from "../errors.ts";
