@@ -2,7 +2,8 @@
  * Invariant: examples/resp-server.ts speaks RESP well enough for Redis's own clients. redis-cli runs
  * single commands; redis-cli reading 10,000 commands from stdin prints every reply, and they match a
  * model of the commands line for line (and match what a real redis-server answers to the same
- * commands, where redis-server is installed); `redis-cli --pipe` pipelines 10,000 commands and counts
+ * commands, where redis-server is installed, as do the raw reply bytes of the 10,000 commands
+ * pipelined in one write); `redis-cli --pipe` pipelines 10,000 commands and counts
  * the same replies and errors as the model, leaving the keyspace the model predicts; redis-benchmark
  * completes PING, SET, GET and INCR (its requests per second are printed, not asserted).
  *
@@ -13,6 +14,7 @@
 import { afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { startRespServer } from "../../examples/resp-server.ts";
 import type { Server } from "../../src/index.ts";
+import { closeAllClients, RawClient } from "../helpers/client.ts";
 import { REDIS_SERVER, RedisServer } from "../helpers/redis.ts";
 import { have, run } from "./run.ts";
 
@@ -23,6 +25,7 @@ let server: Server<unknown, unknown> | undefined;
 let redis: RedisServer | undefined;
 
 afterEach(async () => {
+  closeAllClients();
   await server?.stop();
   server = undefined;
   await redis?.stop();
@@ -171,6 +174,26 @@ describe.skipIf(!HAVE_CLI)("redis-cli", () => {
       expect(theirs.exitCode).toBe(0);
       expect(ours.exitCode).toBe(0);
       expect(ours.stdout).toBe(theirs.stdout);
+    },
+    60_000,
+  );
+
+  test.skipIf(REDIS_SERVER === undefined)(
+    "10,000 commands pipelined in one write get byte-identical replies from redis-server and from us",
+    async () => {
+      const port = await start();
+      redis = await RedisServer.start();
+      const stream = Buffer.from(`${steps.map((s) => toResp(s.args)).join("")}${toResp(["QUIT"])}`);
+      const replies = await Promise.all(
+        [port, redis.port].map(async (p) => {
+          const c = await RawClient.connect(p);
+          c.write(stream);
+          await c.waitForEnd(20_000); // QUIT: +OK, then the server closes
+          return c.bytes();
+        }),
+      );
+      expect(replies[0]!.length).toBeGreaterThan(N * 4);
+      expect(replies[0]!.equals(replies[1]!)).toBe(true);
     },
     60_000,
   );
