@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { clock, type TimerHandle } from "./clock.ts";
+import { clock, realClock, type TimerHandle } from "./clock.ts";
 import { CallTimeoutError } from "./errors.ts";
 import type { From } from "./handler.ts";
 
@@ -49,6 +49,8 @@ export function nextCallTag(): number {
 class TimeoutBucket {
   readonly calls = new Set<CallFrom>();
   timer: TimerHandle | undefined = undefined;
+  /** The timer is unref'd (the bucket is empty, kept for the calls of the same millisecond). */
+  idle = false;
   constructor(
     readonly at: number,
     readonly map: Map<number, TimeoutBucket>,
@@ -106,6 +108,9 @@ export class CallFrom implements From {
         buckets.set(at, bucket);
         const b = bucket;
         bucket.timer = clock.setTimeout(() => expire(b), at - now);
+      } else if (bucket.idle) {
+        bucket.idle = false;
+        (bucket.timer as { ref?(): unknown } | undefined)?.ref?.();
       }
       bucket.calls.add(this);
       this.#bucket = bucket;
@@ -163,11 +168,18 @@ export class CallFrom implements From {
     if (bucket === undefined) return;
     this.#bucket = undefined;
     bucket.calls.delete(this);
-    if (bucket.calls.size === 0 && bucket.timer !== undefined) {
-      // The last call of the bucket settled: nothing to time out, and no timer keeps the process alive.
-      bucket.clear(bucket.timer);
-      bucket.timer = undefined;
-      bucket.map.delete(bucket.at);
+    if (bucket.calls.size !== 0 || bucket.timer === undefined) return;
+    // The last call of the bucket settled: its timer must not keep the process alive. On the real
+    // clock the bucket stays, its timer unref'd, for the next calls of the same millisecond (one
+    // at a time, sequential calls would otherwise make and clear a timer each); on another clock
+    // (the testing kit's) it goes, so the clock shows no timer pending.
+    if (bucket.clear === realClock.clearTimeout) {
+      bucket.idle = true;
+      bucket.timer.unref?.();
+      return;
     }
+    bucket.clear(bucket.timer);
+    bucket.timer = undefined;
+    bucket.map.delete(bucket.at);
   }
 }
