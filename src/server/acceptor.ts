@@ -6,7 +6,9 @@
  * @module
  */
 import { EVENTS } from "../connection/events.ts";
-import { allocateId, ConnectionProcess } from "../connection/process.ts";
+import { allocateId, ConnectionProcess, F_IGNORED } from "../connection/process.ts";
+import { describeReason } from "../errors.ts";
+import type { ExitReason } from "../handler.ts";
 import type { AcceptorMode } from "../options.ts";
 import type { DebugState } from "../trace.ts";
 import type { TransportEvents, TransportListener, TransportSocket } from "../transport/transport.ts";
@@ -65,3 +67,41 @@ export const LISTEN_EVENTS: TransportEvents = {
     else if (acceptor instanceof ConnectionProcess) EVENTS.open(socket);
   },
 };
+
+/**
+ * Sets every acceptor's mode. Waking takes every held connection first and serves them in arrival
+ * order across acceptors (ids grow in accept order), not acceptor by acceptor.
+ */
+export function setAllModes(acceptors: readonly Acceptor[], mode: AcceptorMode): void {
+  const held = mode === "accept" ? acceptors.flatMap((a) => a.held.map((c) => [a, c] as const)) : [];
+  for (const a of acceptors) {
+    if (mode === "accept") a.held = [];
+    a.setMode(mode);
+  }
+  held.sort(([, x], [, y]) => x.id - y.id);
+  for (const [a, conn] of held) {
+    a.held.push(conn);
+    a.server.serveHeld(a);
+  }
+}
+
+/** The mode all acceptors share, or `[id, mode]` pairs when they differ. */
+export function sharedMode(
+  acceptors: readonly Acceptor[],
+): AcceptorMode | Array<[id: number, mode: AcceptorMode]> {
+  const first = acceptors[0]!.mode;
+  return acceptors.every((a) => a.mode === first) ? first : acceptors.map((a) => [a.index, a.mode]);
+}
+
+/** The acceptor's trace line for a connection that never started (ignored, or failed to start). */
+export function traceStartFailure(acceptor: Acceptor, child: ConnectionProcess, reason: ExitReason): void {
+  if (acceptor.dbg === undefined) return;
+  const socket = peerName(child.socket);
+  if ((child.flags & F_IGNORED) !== 0) {
+    acceptor.trace(`starting new connection handler <${child.id}> for socket ${socket} was ignored`);
+  } else if (reason !== "normal") {
+    acceptor.trace(
+      `could not start connection handler <${child.id}> for socket ${socket} with reason ${describeReason(reason)}`,
+    );
+  }
+}

@@ -15,7 +15,7 @@
  * @module
  */
 import { release } from "../connection/lifecycle.ts";
-import { type ConnectionProcess, F_STARTED } from "../connection/process.ts";
+import { type ConnectionProcess, type Counters, F_STARTED } from "../connection/process.ts";
 import { type FdBudget, fdBudget } from "../fd-limit.ts";
 import { emit } from "../trace.ts";
 
@@ -76,6 +76,22 @@ export class Admission {
     this.serveWaiting();
   }
 
+  /** `server.info()`: these counts with the server's totals. */
+  info(
+    c: Counters,
+    server: Pick<ServerInfo, "port" | "hostname" | "transport" | "accepted" | "startedAt">,
+  ): ServerInfo {
+    return {
+      ...server,
+      active: this.served,
+      waiting: this.waiting.length,
+      maxConnections: this.maxConnections,
+      ended: { normal: c.normal, peer: c.peer, crash: c.crash, shutdown: c.shutdown },
+      bytesIn: c.bytesIn,
+      bytesOut: c.bytesOut,
+    };
+  }
+
   /** Serves waiting connections while slots are free (after an end, or a raised `maxConnections`). */
   serveWaiting(): void {
     while (this.waiting.length > 0 && this.served < this.maxConnections) {
@@ -84,4 +100,30 @@ export class Admission {
       release(next);
     }
   }
+}
+
+/** A server's always-on totals (`server.info()`). */
+export interface ServerInfo {
+  readonly port: number;
+  readonly hostname: string;
+  readonly transport: string;
+  /** Connections served now (a `maxConnections` slot each). */
+  readonly active: number;
+  /** Connections accepted and waiting for a slot. */
+  readonly waiting: number;
+  readonly maxConnections: number;
+  /** Sockets accepted since start. */
+  readonly accepted: number;
+  /** Connections ended since start, by kind: `normal` and `shutdown` exits, `peer` faults (see `isPeerFault`), `crash`es. */
+  readonly ended: {
+    readonly normal: number;
+    readonly peer: number;
+    readonly crash: number;
+    readonly shutdown: number;
+  };
+  /** Bytes read from and written to sockets since start. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
+  /** When the server started listening. */
+  readonly startedAt: Date;
 }

@@ -28,71 +28,29 @@ import {
   Counters,
   F_ADMITTED,
   F_HANDSHAKING,
-  F_IGNORED,
   F_WAITING,
   P_HELD,
   rareOf,
 } from "../connection/process.ts";
 import { viewOf } from "../connection/view.ts";
 import { serverListenChannel, serverStopChannel } from "../diagnostics.ts";
-import {
-  BadReturnError,
-  CallbackError,
-  describeReason,
-  errnoCode,
-  errnoInfo,
-  OptionError,
-  SockerlError,
-  SocketListenError,
-} from "../errors.ts";
+import { ArgumentError, CallbackError } from "../errors.ts";
 import type { Connection, ExitReason, Handler, ListenerInfo } from "../handler.ts";
 import type { CheckedActions, Encoding, PacketFor, UnlessIgnored } from "../handler-check.ts";
-import {
-  type AcceptorMode,
-  checkOptionKeys,
-  connectionSettings,
-  handlerArgument,
-  portArgument,
-  positiveInteger,
-  SERVER_KEYS,
-  type ServerOptions,
-  stringOption,
-  transportOption,
-} from "../options.ts";
+import { type AcceptorMode, handlerArgument, portArgument, type ServerOptions } from "../options.ts";
 import { register, unregister } from "../registry.ts";
 import { drainThenShutdown, Ending, type StopOptions } from "../shutdown.ts";
-import { RestartPlan } from "../supervisor.ts";
-import { type DebugOption, debugStateFor, parseDebugOptions } from "../trace.ts";
+import type { RestartPlan } from "../supervisor.ts";
+import { type DebugOption, debugStateFor } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
-import { Acceptor, LISTEN_EVENTS, peerName } from "./acceptor.ts";
-import { Admission } from "./admission.ts";
-import { proxyHeaderFor, serverTransport } from "./proxy-protocol.ts";
+import { Acceptor, peerName, setAllModes, sharedMode, traceStartFailure } from "./acceptor.ts";
+import { Admission, type ServerInfo } from "./admission.ts";
 
-/** A server's always-on totals (`server.info()`). */
-export interface ServerInfo {
-  readonly port: number;
-  readonly hostname: string;
-  readonly transport: string;
-  /** Connections served now (a `maxConnections` slot each). */
-  readonly active: number;
-  /** Connections accepted and waiting for a slot. */
-  readonly waiting: number;
-  readonly maxConnections: number;
-  /** Sockets accepted since start. */
-  readonly accepted: number;
-  /** Connections ended since start, by kind: `normal` and `shutdown` exits, `peer` faults (see `isPeerFault`), `crash`es. */
-  readonly ended: {
-    readonly normal: number;
-    readonly peer: number;
-    readonly crash: number;
-    readonly shutdown: number;
-  };
-  /** Bytes read from and written to sockets since start. */
-  readonly bytesIn: number;
-  readonly bytesOut: number;
-  /** When the server started listening. */
-  readonly startedAt: Date;
-}
+export type { ServerInfo };
+
+import { bindAcceptors, closeListeners, listenInitArgument } from "./listen.ts";
+import { serverConfig } from "./options.ts";
+import { proxyHeaderFor, serverTransport } from "./proxy-protocol.ts";
 
 const running = new Set<Server<unknown, unknown>>();
 
@@ -100,9 +58,6 @@ const running = new Set<Server<unknown, unknown>>();
 export function runningServers(): readonly Server[] {
   return [...running];
 }
-
-/** The default server plan: every ending deletes that connection; the server serves on. */
-const DELETE_PLAN = ["delete"] as const;
 
 /**
  * A running server. Get one from {@link startServer}.
@@ -140,41 +95,25 @@ export class Server<S = unknown, I = unknown> {
 
   /** @internal Use {@link startServer}. */
   constructor(handler: Handler<S, I>, init: I, options: ServerOptions | undefined) {
-    const record = checkOptionKeys(options, SERVER_KEYS);
-    this.#settings = connectionSettings(record);
-    this.#transport = transportOption(record.transport);
+    const config = serverConfig(options);
+    this.#settings = config.settings;
+    this.#transport = config.transport;
     this.#listenTransport = serverTransport(
-      this.#transport,
-      record.proxyProtocol,
+      config.transport,
+      config.proxyProtocol,
       () => this.#counters.peer++,
     );
     this.#proxied = this.#listenTransport !== this.#transport;
-    this.hostname = stringOption("hostname", record.hostname, "0.0.0.0");
-    this.name = record.name === undefined ? undefined : stringOption("name", record.name, "");
-    this.#plan = new RestartPlan(
-      (record.plan as never) ?? DELETE_PLAN,
-      (record.planCount as number | undefined) ?? Number.POSITIVE_INFINITY,
-    );
-    const count = positiveInteger("acceptorCount", record.acceptorCount, 1);
-    const reusePort = record.reusePort;
-    if (reusePort !== undefined && typeof reusePort !== "boolean") {
-      throw new OptionError("reusePort", "a boolean", reusePort);
-    }
-    this.#reusePort = reusePort === true || count > 1;
-    const mode = record.acceptorMode ?? "accept";
-    if (mode !== "accept" && mode !== "sleep")
-      throw new OptionError("acceptorMode", '"accept" or "sleep"', mode);
-    const acceptorDebug = parseDebugOptions("acceptorDebug", record.acceptorDebug);
-    this.#admission = new Admission(
-      countOption("maxConnections", record.maxConnections, Number.POSITIVE_INFINITY),
-      countOption("maxWaiting", record.maxWaiting, 1024),
-      countOption("maxHandshakes", record.maxHandshakes, 1024),
-    );
+    this.hostname = config.hostname;
+    this.name = config.name;
+    this.#plan = config.plan;
+    this.#reusePort = config.reusePort;
+    this.#admission = new Admission(config.maxConnections, config.maxWaiting, config.maxHandshakes);
     this.#handler = handler;
     this.#init = init;
     const server = this as Server<unknown, unknown>;
-    for (let i = 1; i <= count; i++) {
-      this.#acceptors.push(new Acceptor(i, server, mode, debugStateFor(acceptorDebug)));
+    for (let i = 1; i <= config.acceptorCount; i++) {
+      this.#acceptors.push(new Acceptor(i, server, config.acceptorMode, debugStateFor(config.acceptorDebug)));
     }
     this.#owner = {
       childLeaving: (child) => this.#conns.delete(child),
@@ -212,7 +151,17 @@ export class Server<S = unknown, I = unknown> {
         this.#closeListeners();
         return false;
       }
-      if (result !== undefined) this.#listenInitResult(result);
+      if (result !== undefined) {
+        let next: { init: unknown };
+        try {
+          next = listenInitArgument(result);
+        } catch (error) {
+          this.#closeListeners();
+          throw error;
+        }
+        this.#init = next.init as I;
+        this.#spec = undefined;
+      }
     }
     if (this.name !== undefined) {
       try {
@@ -224,79 +173,31 @@ export class Server<S = unknown, I = unknown> {
     }
     this.#ready = true;
     running.add(this as Server<unknown, unknown>);
-    if (serverListenChannel.hasSubscribers) {
-      serverListenChannel.publish({
-        server: this,
-        port: this.#port,
-        hostname: this.hostname,
-        transport: this.#transport.name,
-      });
-    }
+    this.#published();
     for (const acceptor of this.#acceptors) if (acceptor.mode === "accept") this.serveHeld(acceptor);
     return true;
   }
 
-  #listenInitResult(result: unknown): void {
-    const single =
-      typeof result === "object" && result !== null && Object.keys(result).length === 1
-        ? (result as Record<string, unknown>)
-        : undefined;
-    if (single !== undefined && "init" in single) {
-      this.#init = single.init as I;
-      this.#spec = undefined;
-      return;
-    }
-    this.#closeListeners();
-    if (single !== undefined && "stop" in single) {
-      const reason = single.stop;
-      throw new SockerlError(`listenInit stopped the server: ${describeReason(reason)}`, {
-        code: "ERR_LISTEN_INIT_STOP",
-        reason,
-      });
-    }
-    throw new BadReturnError("listenInit", result, 'expected undefined, { init }, { stop } or "ignore"');
+  /** `sockerl:server:listen`: the server listens (at start, and again after `resume`). */
+  #published(): void {
+    if (!serverListenChannel.hasSubscribers) return;
+    const transport = this.#transport.name;
+    serverListenChannel.publish({ server: this, port: this.#port, hostname: this.hostname, transport });
   }
 
-  /** Binds every acceptor on `port` (0: the first picks one, the others follow). */
+  /** Binds every acceptor on `port` (0 picks one). */
   #bind(port: number): void {
-    for (const acceptor of this.#acceptors) {
-      const at = this.#port === 0 ? port : this.#port;
-      try {
-        acceptor.listener = this.#listenTransport.listen({
-          hostname: this.hostname,
-          port: at,
-          reusePort: this.#reusePort,
-          events: LISTEN_EVENTS,
-          data: acceptor,
-        });
-      } catch (error) {
-        this.#closeListeners();
-        if (error instanceof OptionError) throw error; // a transport refusing its options (tls() without cert)
-        const code = errnoCode(error, "ELISTEN");
-        throw new SocketListenError({
-          code,
-          reason: code.toLowerCase(),
-          info: errnoInfo(code),
-          transport: this.#transport.name,
-          host: this.hostname,
-          port: at,
-          cause: error,
-        });
-      }
-      if (this.#port === 0) this.#port = acceptor.listener.port;
-      if (acceptor.dbg !== undefined) {
-        acceptor.trace(
-          `started for listen socket ${this.hostname}:${this.#port} with options:\n\ttransporter module: '${this.#transport.name}'\n\tmode: '${acceptor.mode}'`,
-        );
-      }
-    }
+    this.#port = bindAcceptors(this.#acceptors, {
+      hostname: this.hostname,
+      port,
+      reusePort: this.#reusePort,
+      listenTransport: this.#listenTransport,
+      transport: this.#transport,
+    });
   }
 
   #closeListeners(): void {
-    for (const acceptor of this.#acceptors) {
-      acceptor.listener?.stop(false);
-      acceptor.listener = undefined;
-    }
+    closeListeners(this.#acceptors);
   }
 
   /** Sockets listeners hold before handing them over (SNI sniffing, PROXY headers). */
@@ -384,7 +285,8 @@ export class Server<S = unknown, I = unknown> {
     this.#admission.ended(child, (child.flags & F_ADMITTED) !== 0);
     if (this.#ending.stopping) return;
     if (!started) {
-      this.#traceStartFailure(child, reason);
+      const acceptor = this.#tracedBy?.get(child);
+      if (acceptor !== undefined) traceStartFailure(acceptor, child, reason);
       return;
     }
     const decision = this.#plan.decide(this.#plan.track(), reason, child.id);
@@ -397,19 +299,6 @@ export class Server<S = unknown, I = unknown> {
     if ((child.flags & F_HANDSHAKING) === 0) return;
     child.flags &= ~F_HANDSHAKING;
     this.#admission.handshakes--;
-  }
-
-  #traceStartFailure(child: ConnectionProcess, reason: ExitReason): void {
-    const acceptor = this.#tracedBy?.get(child);
-    if (acceptor?.dbg === undefined) return;
-    const socket = peerName(child.socket);
-    if ((child.flags & F_IGNORED) !== 0) {
-      acceptor.trace(`starting new connection handler <${child.id}> for socket ${socket} was ignored`);
-    } else if (reason !== "normal") {
-      acceptor.trace(
-        `could not start connection handler <${child.id}> for socket ${socket} with reason ${describeReason(reason)}`,
-      );
-    }
   }
 
   // ---------------------------------------------------------------- public API
@@ -446,30 +335,12 @@ export class Server<S = unknown, I = unknown> {
 
   /** Wakes every acceptor: held connections are served in arrival order. */
   wakeupAcceptors(): void {
-    this.#setAllModes("accept");
-  }
-
-  /**
-   * Sets every acceptor's mode. Waking takes every held connection first and serves them in arrival
-   * order across acceptors (ids grow in accept order), not acceptor by acceptor.
-   */
-  #setAllModes(mode: AcceptorMode): void {
-    const held = mode === "accept" ? this.#acceptors.flatMap((a) => a.held.map((c) => [a, c] as const)) : [];
-    for (const a of this.#acceptors) {
-      if (mode === "accept") a.held = [];
-      a.setMode(mode);
-    }
-    held.sort(([, x], [, y]) => x.id - y.id);
-    for (const [a, conn] of held) {
-      a.held.push(conn);
-      this.serveHeld(a);
-    }
+    setAllModes(this.#acceptors, "accept");
   }
 
   /** The mode all acceptors share, or `[id, mode]` pairs when they differ. */
   acceptorModes(): AcceptorMode | Array<[id: number, mode: AcceptorMode]> {
-    const first = this.#acceptors[0]!.mode;
-    return this.#acceptors.every((a) => a.mode === first) ? first : this.acceptors();
+    return sharedMode(this.#acceptors);
   }
 
   /** Flips the mode of every acceptor when they all agree; `"not_allowed"` otherwise. */
@@ -477,27 +348,19 @@ export class Server<S = unknown, I = unknown> {
     const modes = this.acceptorModes();
     if (typeof modes !== "string") return "not_allowed";
     const next: AcceptorMode = modes === "accept" ? "sleep" : "accept";
-    this.#setAllModes(next);
+    setAllModes(this.#acceptors, next);
     return next;
   }
 
   /** Always-on totals (Ranch's `ranch:info/1`). */
   info(): ServerInfo {
-    const c = this.#counters;
-    const admission = this.#admission;
-    return {
+    return this.#admission.info(this.#counters, {
       port: this.#port,
       hostname: this.hostname,
       transport: this.#transport.name,
-      active: admission.served,
-      waiting: admission.waiting.length,
-      maxConnections: admission.maxConnections,
       accepted: this.#accepted,
-      ended: { normal: c.normal, peer: c.peer, crash: c.crash, shutdown: c.shutdown },
-      bytesIn: c.bytesIn,
-      bytesOut: c.bytesOut,
       startedAt: this.#startedAt,
-    };
+    });
   }
 
   /**
@@ -505,7 +368,10 @@ export class Server<S = unknown, I = unknown> {
    * lets running connections finish (new ones wait until the count is under the new limit).
    */
   setMaxConnections(n: number): void {
-    this.#admission.maxConnections = countOption("maxConnections", n, Number.POSITIVE_INFINITY);
+    if (n !== Number.POSITIVE_INFINITY && (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)) {
+      throw new ArgumentError("maxConnections", "a positive integer or Infinity", n);
+    }
+    this.#admission.maxConnections = n;
     this.#admission.serveWaiting();
   }
 
@@ -524,6 +390,7 @@ export class Server<S = unknown, I = unknown> {
     if (!this.#suspended || this.#ending.stopping) return;
     this.#bind(this.#port);
     this.#suspended = false;
+    this.#published();
   }
 
   /** @internal Swaps the handler for new connections (sys.changeCode on a server). */
@@ -567,12 +434,6 @@ export class Server<S = unknown, I = unknown> {
     await drainThenShutdown(children, drainMs);
     if (serverStopChannel.hasSubscribers) serverStopChannel.publish({ server: this, reason });
   }
-}
-
-function countOption(option: string, value: unknown, fallback: number): number {
-  if (value === undefined || value === Number.POSITIVE_INFINITY)
-    return value === undefined ? fallback : value;
-  return positiveInteger(option, value, 0);
 }
 
 /**
