@@ -167,17 +167,19 @@ describe("server and connection channels", () => {
     expect(exits).toEqual([{ connection: conn, reason: "normal", peerFault: true }]);
   });
 
-  test("listen fires once per server, not per acceptor, and not again on resume; stop fires once", async () => {
+  test("listen fires once per server, not per acceptor, and again on resume (it listens again); stop fires once", async () => {
     const log = subscribeAll();
     const server = await startTestServer(echo, undefined, { acceptorCount: 2 });
     server.suspend();
     server.resume();
     await Promise.all([server.stop(), server.stop()]);
+    const listen = {
+      channel: "sockerl:server:listen",
+      message: { server, port: server.port, hostname: "127.0.0.1", transport: "tcp" },
+    };
     expect(log.items).toEqual([
-      {
-        channel: "sockerl:server:listen",
-        message: { server, port: server.port, hostname: "127.0.0.1", transport: "tcp" },
-      },
+      listen,
+      listen,
       { channel: "sockerl:server:stop", message: { server, reason: "normal" } },
     ]);
   });
