@@ -192,6 +192,12 @@ function handlersFor(listener: ProxyListener): Record<string, unknown> {
   const events = listener.request.events;
   return {
     open(socket: BunSocket) {
+      // Near the server's open-file limit, a socket is not held for its header (see ListenRequest.admit).
+      if (listener.request.admit?.() === false) {
+        socket.data = TWIN;
+        socket.terminate();
+        return;
+      }
       socket.data = new Pending(listener, performance.now() + listener.options.timeoutMs);
       if (!listener.trusted(socket.remoteAddress)) {
         listener.reject(socket, "the source address is not trusted to send one");

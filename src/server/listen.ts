@@ -25,6 +25,8 @@ export interface BindRequest {
   readonly listenTransport: Transport;
   /** The server's transport (named in errors and traces). */
   readonly transport: Transport;
+  /** The open-file guard, for listeners that hold sockets before handing them over. */
+  readonly admit: () => boolean;
 }
 
 /**
@@ -41,6 +43,7 @@ export function bindAcceptors(acceptors: readonly Acceptor[], request: BindReque
         reusePort: request.reusePort,
         events: LISTEN_EVENTS,
         data: acceptor,
+        admit: request.admit,
       });
     } catch (error) {
       closeListeners(acceptors);

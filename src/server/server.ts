@@ -193,12 +193,17 @@ export class Server<S = unknown, I = unknown> {
       reusePort: this.#reusePort,
       listenTransport: this.#listenTransport,
       transport: this.#transport,
+      admit: this.#keepSocket,
     });
   }
 
   #closeListeners(): void {
     closeListeners(this.#acceptors);
   }
+
+  /** The open-file guard: whether one more socket may be held (listeners call it for sockets they hold). */
+  readonly #keepSocket = (): boolean =>
+    this.#admission.keep(this.#pendingSockets(), () => this.name ?? `<${this.#port}>`);
 
   /** Sockets listeners hold before handing them over (SNI sniffing, PROXY headers). */
   #pendingSockets(): number {
@@ -213,7 +218,7 @@ export class Server<S = unknown, I = unknown> {
     const secure = this.#transport.secure;
     if (
       this.#ending.stopping ||
-      !admission.keep(this.#pendingSockets(), () => this.name ?? `<${this.#port}>`) ||
+      !this.#keepSocket() ||
       (secure && admission.handshakes >= admission.maxHandshakes)
     ) {
       socket.terminate();

@@ -105,6 +105,12 @@ export interface ListenRequest {
   readonly events: TransportEvents;
   /** The initial `socket.data` of accepted sockets (the library replaces it in `open`). */
   readonly data: unknown;
+  /**
+   * For listeners that hold accepted sockets before handing them to the library (reading a ClientHello
+   * or a PROXY header): call it for each socket they accept; `false` means the server is near its
+   * open-file limit, so reset that socket at once (`terminate()`) instead of holding it.
+   */
+  readonly admit?: () => boolean;
 }
 
 /** Arguments of {@link Transport.connect}. */

@@ -51,6 +51,11 @@ class Sniff {
 const SNIFF_EVENTS = {
   open(socket: UpgradableSocket) {
     const listener = socket.data as SniListener;
+    if (!listener.admit()) {
+      socket.data = SNIFF_DONE;
+      socket.terminate();
+      return;
+    }
     const sniff = new Sniff(listener);
     socket.data = sniff;
     listener.pending.add(socket);
@@ -106,6 +111,11 @@ export class SniListener implements TransportListener {
   }
 
   /** Sockets accepted and still sending their ClientHello (open descriptors the library never saw). */
+  /** Whether the server may hold one more socket (its open-file guard); true when it has no guard. */
+  admit(): boolean {
+    return this.#request.admit?.() ?? true;
+  }
+
   get pendingSockets(): number {
     return this.pending.size;
   }
