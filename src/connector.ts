@@ -1,11 +1,12 @@
 /**
  * Connectors: outgoing connections run by the same connection process as server connections.
  * `Bun.connect` has no connect timeout and cannot abandon a connect in progress (against a host that
- * drops SYNs its socket lingers ~2 minutes, holding a descriptor and the process). So for TCP the
+ * drops SYNs its socket lingers ~2 minutes, holding a descriptor and the process). So for TCP and TLS the
  * connect phase is a cancellable dial (src/dial.ts: `node:net`, its descriptor then handed to
- * `Bun.connect({ fd })`): `connectTimeout`, `pool.stop()` and a stopping pool's teardown close a
- * connect in progress at once. Transports that cannot take a descriptor (TLS, custom ones) connect
- * with `connectTimeout` as the library's own timer; a socket that opens after it fired is reset.
+ * `Bun.connect({ fd })`, TLS included): `connectTimeout` and a stopping pool close a connect in
+ * progress at once. Transports that cannot take a descriptor (custom ones, PROXY-header wrappers)
+ * connect with `connectTimeout` as the library's own timer; a socket that opens after it fired is
+ * reset.
  *
  * @module
  */
@@ -109,19 +110,17 @@ export function connectOnce(
   owner: ConnectionOwner | undefined,
   control?: ConnectCancel,
 ): Promise<ConnectionProcess | undefined> {
-  const conn = new ConnectionProcess(
-    {
-      handler: spec.handler,
-      init: spec.init,
-      settings: spec.settings,
-      isServer: false,
-      host: spec.host,
-      port: spec.port,
-      counters: spec.counters,
-      transport: spec.transport,
-      owner,
-    },
-  );
+  const conn = new ConnectionProcess({
+    handler: spec.handler,
+    init: spec.init,
+    settings: spec.settings,
+    isServer: false,
+    host: spec.host,
+    port: spec.port,
+    counters: spec.counters,
+    transport: spec.transport,
+    owner,
+  });
   return new Promise((resolve, reject) => {
     let timer: ReturnType<typeof setTimeout> | undefined;
     let settled = false;

@@ -3,13 +3,16 @@
  * can cancel a connect in SYN-SENT) and hands the connected descriptor over to `Bun.connect({ fd })`;
  * the peer's first bytes are not read by the dialing socket (they arrive on the handed-over one);
  * a refused connect rejects with its errno code; a cancelled connect to an address that black-holes
- * SYNs releases its descriptor at once.
+ * SYNs releases its descriptor at once. TLS connectors dialled this way still check the server's
+ * certificate against the host name.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { closeFd, dialTcp } from "../../src/dial.ts";
+import { startConnector, TlsHandshakeError, tls } from "../../src/index.ts";
 import { BLACK_HOLE_AVAILABLE, BlackHole } from "../helpers/blackhole.ts";
-import { closedPort } from "../helpers/server.ts";
+import { cleanup, closedPort, startTestServer, trackStop } from "../helpers/server.ts";
+import { pem } from "../helpers/tls.ts";
 import { waitFor, within } from "../helpers/wait.ts";
 
 const teardown: Array<() => void> = [];
@@ -95,5 +98,39 @@ describe.skipIf(!BLACK_HOLE_AVAILABLE)("dialTcp", () => {
     const before = openFds();
     closeFd(fd);
     expect(openFds()).toBe(before - 1);
+  });
+});
+
+describe.skipIf(!BLACK_HOLE_AVAILABLE)("TLS connectors over a dialled descriptor", () => {
+  afterEach(cleanup);
+
+  const echoTls = (cert: string, key: string) =>
+    startTestServer({ init: () => undefined, handlePacket: (p) => ({ send: p }) }, undefined, {
+      transport: tls({ cert, key }),
+    });
+
+  test("the certificate is still checked against the host name (no serverName given)", async () => {
+    const good = await echoTls(pem.serverCert, pem.serverKey);
+    const conn = trackStop(
+      (await startConnector(
+        { init: () => undefined, handlePacket: () => undefined },
+        undefined,
+        "localhost",
+        good.port,
+        {
+          transport: tls({ ca: pem.ca }),
+        },
+      ))!,
+    );
+    expect(conn.id).toBeGreaterThan(0);
+    const wrong = await echoTls(pem.altCert, pem.altKey); // a trusted certificate for alt.example
+    const error = await startConnector(
+      { init: () => undefined, handlePacket: () => undefined },
+      undefined,
+      "localhost",
+      wrong.port,
+      { transport: tls({ ca: pem.ca }) },
+    ).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(TlsHandshakeError);
   });
 });

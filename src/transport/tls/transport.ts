@@ -24,8 +24,17 @@
  *
  * @module
  */
+
+import { isIP } from "node:net";
 import { OptionError, TlsHandshakeError } from "../../errors.ts";
-import { bunConnect, bunHandlers, bunListen, type UpgradableSocket } from "../bun-options.ts";
+import {
+  bunConnect,
+  bunHandlers,
+  bunListen,
+  type FdConnectRequest,
+  TAKES_FD,
+  type UpgradableSocket,
+} from "../bun-options.ts";
 import type {
   ConnectRequest,
   ListenRequest,
@@ -41,6 +50,7 @@ import { type CertificateChooser, SniListener } from "./sni-listener.ts";
 class TlsTransport implements Transport, CertificateChooser {
   readonly name = "tls";
   readonly secure = true;
+  readonly [TAKES_FD] = true;
   readonly #options: ParsedTls;
 
   constructor(options: TlsOptions) {
@@ -60,12 +70,24 @@ class TlsTransport implements Transport, CertificateChooser {
   }
 
   connect(request: ConnectRequest): Promise<TransportSocket> {
-    return bunConnect({
-      endpoint: { hostname: request.hostname, port: request.port },
-      handlers: request.events,
-      data: request.data,
-      tls: this.#options.client,
-    });
+    const fd = (request as FdConnectRequest).fd;
+    if (fd === undefined) {
+      return bunConnect({
+        endpoint: { hostname: request.hostname, port: request.port },
+        handlers: request.events,
+        data: request.data,
+        tls: this.#options.client,
+      });
+    }
+    // A descriptor connected by the connector's dial: Bun no longer knows the host, so the name to
+    // send as SNI and check the certificate against is given here (an IP address is not a valid SNI
+    // name; the certificate is then checked against the peer's address, as a connect by IP does).
+    const client = this.#options.client as { serverName?: string };
+    const tls =
+      client.serverName === undefined && isIP(request.hostname) === 0
+        ? { ...client, serverName: request.hostname }
+        : client;
+    return bunConnect({ endpoint: { fd }, handlers: request.events, data: request.data, tls });
   }
 
   upgrade(socket: TransportSocket, request: UpgradeRequest): TransportSocket {
