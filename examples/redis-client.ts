@@ -297,3 +297,18 @@ export class RedisClient {
     return this.pool.stop();
   }
 }
+
+// `bun examples/redis-client.ts [port]`: a few commands against a redis-server on 127.0.0.1.
+if (import.meta.main) {
+  const port = Number(process.argv[2] ?? 6379);
+  const client = await RedisClient.connect(port, { connections: 2 });
+  console.log(await client.call("SET", "sockerl:greeting", "hello")); // OK
+  console.log(await client.call("GET", "sockerl:greeting")); // hello
+  const replies = await Promise.all(Array.from({ length: 5 }, (_, i) => client.call("ECHO", `m${i}`)));
+  console.log(replies); // [ "m0", "m1", "m2", "m3", "m4" ]: pipelined, each caller gets its own reply
+  await client.call("LPUSH", "sockerl:greeting", "x").catch((error: unknown) => {
+    if (error instanceof RedisError) console.log(error.kind); // WRONGTYPE
+  });
+  await client.call("DEL", "sockerl:greeting");
+  await client.close();
+}
