@@ -64,7 +64,7 @@ interface BunSocket extends TransportSocket {
 
 /** A listener whose sockets start with a PROXY header. */
 class ProxyListener implements TransportListener {
-  readonly #listener: Bun.TCPSocketListener<unknown>;
+  readonly #listener: TransportListener;
   readonly request: ListenRequest;
   /** Sockets still in the header stage (closed by `stop`). */
   readonly pending = new Set<TransportSocket>();
@@ -96,15 +96,21 @@ class ProxyListener implements TransportListener {
         events.open(socket);
       },
     };
-    this.#listener = Bun.listen<unknown>({
-      hostname: request.hostname,
-      port: request.port,
-      socket: handlersFor(this) as unknown as Bun.SocketHandler<unknown>,
-      data: this,
-      allowHalfOpen: true,
-      // Not in Bun's listen types, but honoured: several processes can then bind the port.
-      ...({ reusePort: request.reusePort } as object),
-    });
+    const table = handlersFor(this);
+    // A plain inner transport binds with this table (so tcp({ ipv6Only }), unix(path) and custom
+    // transports keep their own way of listening); a TLS one cannot (its listener would start the
+    // handshake on the header), so plain TCP is bound here and TLS starts after the header.
+    this.#listener = !inner.secure
+      ? inner.listen({ ...request, events: table, data: this })
+      : Bun.listen<unknown>({
+          hostname: request.hostname,
+          port: request.port,
+          socket: bunHandlers(table),
+          data: this,
+          allowHalfOpen: true,
+          // Not in Bun's listen types, but honoured: several processes can then bind the port.
+          ...({ reusePort: request.reusePort } as object),
+        });
     this.#sweep = setInterval(() => this.sweep(), Math.max(10, Math.min(1000, options.timeoutMs / 4)));
     this.#sweep.unref();
   }
@@ -188,7 +194,7 @@ class ProxyListener implements TransportListener {
 }
 
 /** One handler table per listener (Bun wants a table per listen call), dispatching on `socket.data`. */
-function handlersFor(listener: ProxyListener): Record<string, unknown> {
+function handlersFor(listener: ProxyListener): TransportEvents {
   const events = listener.request.events;
   return {
     open(socket: BunSocket) {

@@ -7,8 +7,11 @@
  * proxyConnectTransport sends a header first, over TCP and TLS.
  */
 import { afterEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { ProxyHeaderError } from "../../src/errors.ts";
-import { type Handler, startConnector, startServer, tcp, tls } from "../../src/index.ts";
+import { type Handler, startConnector, startServer, tcp, tls, unix } from "../../src/index.ts";
 import { encodeProxyHeader, proxyHeaderOf } from "../../src/proxy/header.ts";
 import { type ProxyOptions, proxyOptions } from "../../src/proxy/options.ts";
 import { proxyConnectTransport, proxyTransport } from "../../src/proxy/transport.ts";
@@ -153,6 +156,75 @@ describe("plain TCP", () => {
     server.listener.stop();
     await client.waitClosed();
     expect(server.listener.pendingSockets).toBe(0);
+  });
+});
+
+describe("other plain transports listen with their own options", () => {
+  test("unix(path): the header is read on a Unix socket (a local balancer), which is trusted", async () => {
+    const path = join(mkdtempSync(join(tmpdir(), "sockerl-proxy-")), "s.sock");
+    onClose(() => rmSync(path, { force: true }));
+    const rejects: ProxyHeaderError[] = [];
+    const server = new EchoServer(proxyTransport(unix(path), proxyOptions(true)!, (e) => rejects.push(e)));
+    const { promise, resolve } = Promise.withResolvers<string>();
+    let got = "";
+    const socket = await Bun.connect({
+      unix: path,
+      socket: {
+        open(s) {
+          s.write(`${V1}over unix`);
+        },
+        data(_s, chunk) {
+          got += Buffer.from(chunk).toString();
+          if (got.includes("echo:over unix")) resolve(got);
+        },
+      },
+    });
+    onClose(() => socket.terminate());
+    await within(promise, 2000, "echo over the unix socket");
+    expect(server.accepted[0]?.header).toMatchObject({ version: 1, sourceAddress: "203.0.113.7" });
+    expect(rejects).toEqual([]);
+  });
+
+  test("tcp({ ipv6Only }) on ::1: an IPv6 client gets through (trusted ::1/128)", async () => {
+    const rejects: ProxyHeaderError[] = [];
+    const transport = proxyTransport(tcp({ ipv6Only: true }), proxyOptions(true)!, (e) => rejects.push(e));
+    const events: TransportEvents = {
+      open(s) {
+        s.data = "open";
+      },
+      data(s, chunk) {
+        s.write(chunk);
+      },
+      drain() {},
+      end() {},
+      close() {},
+      error() {},
+      handshake() {},
+    };
+    const listener = transport.listen({
+      hostname: "::1",
+      port: 0,
+      reusePort: false,
+      events,
+      data: undefined,
+    });
+    onClose(() => listener.stop(true));
+    const { promise, resolve } = Promise.withResolvers<string>();
+    const socket = await Bun.connect({
+      hostname: "::1",
+      port: listener.port,
+      socket: {
+        open(s) {
+          s.write(Buffer.concat([v2(), Buffer.from("six")]));
+        },
+        data(_s, chunk) {
+          resolve(Buffer.from(chunk).toString());
+        },
+      },
+    });
+    onClose(() => socket.terminate());
+    expect(await within(promise, 2000, "echo over ::1")).toBe("six");
+    expect(rejects).toEqual([]);
   });
 });
 
