@@ -304,7 +304,9 @@ class ProxyTransport implements Transport {
  * then hands the socket to the library over `inner` (plain TCP, or TLS: the handshake starts after
  * the header). The header is recorded for {@link proxyHeaderOf}. A socket from an address outside
  * `options.trusted`, with a bad, late (`timeoutMs`) or missing header, or a version not in
- * `options.versions`, is reset and reported to `onReject` (never to the library).
+ * `options.versions`, is reset and reported to `onReject` (never to the library). A TLS inner
+ * transport is started with its top-level certificate (its `upgrade`): a `tls({ sni })` map is not
+ * consulted behind a PROXY header.
  *
  * @example
  * const server = await startServer(handler, undefined, 0, {
