@@ -33,8 +33,9 @@
  * @module
  */
 import { availableParallelism } from "node:os";
+import { backoff } from "./backoff.ts";
 import { ArgumentError, describeReason, OptionError, SockerlError, WorkerExitError } from "./errors.ts";
-import { type Plan, type PlanFunction, type PlanTrack, RestartPlan } from "./supervisor.ts";
+import { type Plan, type PlanTrack, RestartPlan } from "./supervisor.ts";
 
 /** The environment variable that marks a worker process (its slot id, from 1). */
 export const WORKER_ENV = "SOCKERL_WORKER_ID";
@@ -132,7 +133,7 @@ export async function cluster(
   main: () => Promise<unknown> | unknown,
 ): Promise<ClusterHandle | undefined> {
   if (typeof main !== "function") throw new ArgumentError("main", "a function", main);
-  const settings = await clusterSettings(options);
+  const settings = clusterSettings(options);
   const id = workerId();
   if (id !== undefined) {
     await runWorker(id, settings, main);
@@ -174,7 +175,7 @@ function ms(name: string, value: unknown, fallback: number): number {
   return value;
 }
 
-async function clusterSettings(options: ClusterOptions): Promise<Settings> {
+function clusterSettings(options: ClusterOptions): Settings {
   if (options === null || typeof options !== "object" || Array.isArray(options)) {
     throw new ArgumentError("options", "an object", options);
   }
@@ -197,30 +198,13 @@ async function clusterSettings(options: ClusterOptions): Promise<Settings> {
   if (typeof handleSignals !== "boolean") throw new OptionError("handleSignals", "a boolean", handleSignals);
   return {
     workers,
-    plan: new RestartPlan(
-      options.plan ?? [await defaultBackoff()],
-      options.planCount ?? Number.POSITIVE_INFINITY,
-    ),
+    plan: new RestartPlan(options.plan ?? [backoff()], options.planCount ?? Number.POSITIVE_INFINITY),
     drainMs: ms("drainMs", options.drainMs, 5000),
     env,
     cmd,
     startTimeoutMs: ms("startTimeoutMs", options.startTimeoutMs, 30_000),
     handleSignals,
     resetAfterMs: ms("resetAfterMs", options.resetAfterMs, 10_000),
-  };
-}
-
-/**
- * The default plan element: the library's `backoff()` when src/supervisor.ts exports it, else the
- * same curve here (100 ms doubling to 10 s, ±20 % jitter; the reset after a long uptime is done
- * by the primary for any plan).
- */
-async function defaultBackoff(): Promise<PlanFunction> {
-  const supervisor = (await import("./supervisor.ts")) as Record<string, unknown>;
-  if (typeof supervisor.backoff === "function") return (supervisor.backoff as () => PlanFunction)();
-  return (_reason, restartCount) => {
-    const base = Math.min(10_000, 100 * 2 ** Math.min(restartCount - 1, 30));
-    return { restart: Math.round(base * (0.8 + 0.4 * Math.random())) };
   };
 }
 

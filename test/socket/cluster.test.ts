@@ -146,8 +146,11 @@ describe("cluster (fixture app, 2 workers)", () => {
     expect(info.accepted).toBe(total);
   });
 
-  test("SIGKILL of a worker: a new one in its slot within the plan's delay; the port keeps answering", async () => {
-    const app = new App(freePort(), { CLUSTER_PLAN: "fast" }); // plan [{ restart: 50 }]
+  test.each([
+    ["[{ restart: 50 }]", { CLUSTER_PLAN: "fast" }],
+    ["the default, [backoff()] (100 ms ± 20 % first)", {}],
+  ])("SIGKILL of a worker, plan %s: a new one in its slot; the port keeps answering", async (plan, env) => {
+    const app = new App(freePort(), env as Record<string, string>);
     await app.event("ready");
     const [id, pid] = (await app.workers())[0]!;
     let running = true;
@@ -178,7 +181,7 @@ describe("cluster (fixture app, 2 workers)", () => {
     await loop;
     const failures = results.filter((r) => typeof r !== "number");
     console.log(
-      `cluster: SIGKILL → replacement seen after ${Math.round(replacedMs)} ms; ${results.length} sequential connects, failures: ${JSON.stringify(failures)}`,
+      `cluster: plan ${plan}: SIGKILL → replacement seen after ${Math.round(replacedMs)} ms; ${results.length} sequential connects, failures: ${JSON.stringify(failures)}`,
     );
     // One connect at a time: at most the one that sat in the dead worker's accept queue is lost.
     expect(failures.length).toBeLessThanOrEqual(1);
