@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { clock, type TimerHandle } from "./clock.ts";
 import { type ConnectionProcess, F_STARTED } from "./connection/process.ts";
 import { exited, noticeShutdown, shutdown } from "./connection/requests.ts";
 import { ArgumentError, describeReason } from "./errors.ts";
@@ -48,14 +49,14 @@ export async function drainThenShutdown(
   const done = Promise.all(unstarted.map((c) => shutdown(c, "shutdown")));
   if (drainMs > 0 && running.length > 0) {
     for (const child of running) noticeShutdown(child);
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     await Promise.race([
       Promise.all(running.map((c) => exited(c))),
       new Promise<void>((resolve) => {
-        timer = setTimeout(resolve, drainMs);
+        timer = clock.setTimeout(resolve, drainMs);
       }),
     ]);
-    clearTimeout(timer);
+    if (timer !== undefined) clock.clearTimeout(timer);
   }
   await Promise.all(running.map((c) => shutdown(c, "shutdown")));
   await done;
