@@ -141,14 +141,14 @@ class ProxyListener implements TransportListener {
   }
 
   stop(closeActive?: boolean): void {
-    this.#listener.stop(closeActive === true);
     clearInterval(this.#sweep);
-    // Sockets in the header stage belong to nobody yet: they go with the listener.
-    for (const socket of this.pending) {
-      socket.data = TWIN;
-      socket.terminate();
-    }
+    // Sockets in the header stage belong to nobody yet: they go with the listener, quietly (first,
+    // so that `stop(true)` closing them is not reported as bad headers).
+    const pending = [...this.pending];
     this.pending.clear();
+    for (const socket of pending) socket.data = TWIN;
+    for (const socket of pending) socket.terminate();
+    this.#listener.stop(closeActive === true);
   }
 
   /** Drops a socket in the header stage (RST: a bad header must not be answered) and reports why. */

@@ -148,15 +148,19 @@ describe("plain TCP", () => {
     expect(server.listener.pendingSockets).toBe(0);
   });
 
-  test("stop() resets sockets still in the header stage", async () => {
-    const { server } = setup();
-    const client = new NetClient(server.port);
-    client.write("PROXY TCP4 ");
-    await waitFor(() => server.listener.pendingSockets === 1, 2000, "pending");
-    server.listener.stop();
-    await client.waitClosed();
-    expect(server.listener.pendingSockets).toBe(0);
-  });
+  test.each([false, true])(
+    "stop(%p) resets sockets still in the header stage, without reporting them",
+    async (closeActive) => {
+      const { server, rejects } = setup();
+      const client = new NetClient(server.port);
+      client.write("PROXY TCP4 ");
+      await waitFor(() => server.listener.pendingSockets === 1, 2000, "pending");
+      server.listener.stop(closeActive);
+      await client.waitClosed();
+      expect(server.listener.pendingSockets).toBe(0);
+      expect(rejects).toEqual([]);
+    },
+  );
 });
 
 describe("other plain transports listen with their own options", () => {
