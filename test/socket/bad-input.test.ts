@@ -461,6 +461,15 @@ describe("sys", () => {
   });
 });
 
+describe("backoff", () => {
+  test("bad options are refused naming them", async () => {
+    await refuses(() => sockerl.backoff(bad({ initialMs: -1 })), OptionError, "backoff.initialMs");
+    await refuses(() => sockerl.backoff(bad({ factor: 0.5 })), OptionError, "backoff.factor");
+    await refuses(() => sockerl.backoff(bad({ jitter: 2 })), OptionError, "backoff.jitter");
+    await refuses(() => sockerl.backoff(bad({ initalMs: 100 })), OptionError, "backoff.initalMs");
+  });
+});
+
 describe("coverage of the public surface", () => {
   test("every function exported by src/index.ts is exercised above", () => {
     const covered = new Set([
@@ -484,6 +493,7 @@ describe("coverage of the public surface", () => {
       "tcp",
       "tls",
       "unix",
+      "backoff",
       // Take no argument a caller could get wrong: any value is an answer.
       "runningServers",
       "isPeerFault",
