@@ -32,6 +32,7 @@
  *
  * @module
  */
+import { readFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { backoff } from "./backoff.ts";
 import { ArgumentError, describeReason, OptionError, SockerlError, WorkerExitError } from "./errors.ts";
@@ -42,7 +43,7 @@ export const WORKER_ENV = "SOCKERL_WORKER_ID";
 
 /** Options of {@link cluster}. */
 export interface ClusterOptions {
-  /** Worker processes. @default the number of CPUs (`os.availableParallelism()`) */
+  /** Worker processes. @default the CPUs available (`os.availableParallelism()`), capped by the container's CPU quota */
   workers?: number;
   /** Restart plan per worker slot (reasons: `"normal"`, `"exit <code>"`, a signal name such as `"SIGKILL"`). @default [backoff()] */
   plan?: Plan;
@@ -167,6 +168,54 @@ const KEYS = new Set([
   "resetAfterMs",
 ]);
 
+/**
+ * The default worker count: the CPUs this process may run on, capped by the container's CPU quota
+ * (cgroup v2 `cpu.max`, or v1 `cpu.cfs_quota_us` / `cpu.cfs_period_us`), rounded up. A pod with
+ * `limits.cpu: 2` on a 64-core node gets 2 workers, not 64 that the quota would throttle.
+ */
+function defaultWorkers(): number {
+  const cpus = availableParallelism();
+  const read = (path: string) => {
+    try {
+      return readFileSync(path, "utf8");
+    } catch {
+      return undefined;
+    }
+  };
+  const v2 = read("/sys/fs/cgroup/cpu.max");
+  let quota: number | undefined;
+  if (v2 !== undefined) quota = cpuQuota(v2);
+  else {
+    for (const dir of ["/sys/fs/cgroup/cpu", "/sys/fs/cgroup/cpu,cpuacct"]) {
+      const q = read(`${dir}/cpu.cfs_quota_us`);
+      const p = read(`${dir}/cpu.cfs_period_us`);
+      if (q !== undefined && p !== undefined) {
+        quota = cpuQuota(`${q.trim()} ${p.trim()}`);
+        break;
+      }
+    }
+  }
+  return Math.max(1, Math.min(cpus, quota ?? cpus));
+}
+
+/**
+ * CPUs allowed by a cgroup quota line `"<quota> <period>"` (v2 `cpu.max` format; `max` or a
+ * negative quota = none), rounded up; `undefined` when there is no limit or the text is not one.
+ *
+ * @internal Exported for tests.
+ * @example
+ * cpuQuota("150000 100000"); // 2
+ * cpuQuota("max 100000"); // undefined
+ */
+export function cpuQuota(text: string): number | undefined {
+  const [quota, period] = text.trim().split(/\s+/);
+  if (quota === undefined || period === undefined || quota === "max") return undefined;
+  const q = Number(quota);
+  const p = Number(period);
+  if (!Number.isFinite(q) || !Number.isFinite(p) || q <= 0 || p <= 0) return undefined;
+  return Math.ceil(q / p);
+}
+
 function ms(name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== "number" || !Number.isFinite(value) || value < 0 || value > 2_147_483_647) {
@@ -183,7 +232,7 @@ function clusterSettings(options: ClusterOptions): Settings {
   for (const key of Object.keys(record)) {
     if (!KEYS.has(key)) throw new OptionError(key, "a known option", record[key]);
   }
-  const workers = options.workers ?? availableParallelism();
+  const workers = options.workers ?? defaultWorkers();
   if (!Number.isInteger(workers) || workers < 1)
     throw new OptionError("workers", "a positive integer", workers);
   const env = options.env ?? {};

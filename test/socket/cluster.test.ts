@@ -10,7 +10,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { cluster, workerId } from "../../src/cluster.ts";
+import { cluster, cpuQuota, workerId } from "../../src/cluster.ts";
 import { OptionError } from "../../src/errors.ts";
 import { waitFor } from "../helpers/wait.ts";
 
@@ -284,6 +284,15 @@ describe("rolling restart under a steady stream of connects", () => {
 });
 
 describe("cluster() arguments", () => {
+  test("the default worker count follows a container CPU quota (cgroup cpu.max / cfs quota)", () => {
+    expect(cpuQuota("200000 100000")).toBe(2);
+    expect(cpuQuota("150000 100000\n")).toBe(2); // 1.5 CPUs: 2 workers
+    expect(cpuQuota("50000 100000")).toBe(1);
+    expect(cpuQuota("max 100000")).toBeUndefined();
+    expect(cpuQuota("-1 100000")).toBeUndefined(); // cgroup v1: no quota
+    expect(cpuQuota("garbage")).toBeUndefined();
+  });
+
   test("workerId() is undefined outside a worker", () => {
     expect(workerId()).toBeUndefined();
   });
