@@ -49,7 +49,9 @@ const MESSAGE_PREFIX = "Bad PROXY protocol header: ";
 
 /** Per-socket state during the header stage. */
 class Pending {
-  chunks: Uint8Array | undefined = undefined;
+  /** Bytes of a header split across reads (grown by doubling: a dribbled 64 KiB v2 header stays linear). */
+  buffer: Uint8Array | undefined = undefined;
+  length = 0;
   constructor(
     readonly listener: ProxyListener,
     /** `performance.now()` past which the header is late. */
@@ -245,7 +247,18 @@ function handlersFor(listener: ProxyListener): TransportEvents {
 
 function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, chunk: Uint8Array): void {
   // Most headers arrive in one read: only a split header pays for a copy.
-  const bytes = p.chunks === undefined ? chunk : Buffer.concat([p.chunks, chunk]);
+  let bytes = chunk;
+  if (p.buffer !== undefined) {
+    const needed = p.length + chunk.length;
+    if (needed > p.buffer.length) {
+      const grown = new Uint8Array(Math.max(needed, 2 * p.buffer.length));
+      grown.set(p.buffer.subarray(0, p.length));
+      p.buffer = grown;
+    }
+    p.buffer.set(chunk, p.length);
+    p.length = needed;
+    bytes = p.buffer.subarray(0, needed);
+  }
   let result: ReturnType<typeof parseProxyHeader>;
   try {
     result = parseProxyHeader(bytes);
@@ -257,8 +270,12 @@ function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, c
   if (result === "incomplete") {
     // The parser bounds each version (107 bytes for v1, 16 + 65535 for v2), so this holds at most that.
     if (bytes.length > MAX_V2_LENGTH) listener.reject(socket, "header too long");
-    // A copy, not `chunk.slice()`: that is a view on a Buffer.
-    else p.chunks = bytes === chunk ? Uint8Array.prototype.slice.call(chunk) : bytes;
+    else if (p.buffer === undefined) {
+      // A copy (Bun may reuse nothing, but `chunk.slice()` would be a view on a Buffer anyway).
+      p.buffer = new Uint8Array(Math.max(256, 2 * chunk.length));
+      p.buffer.set(chunk);
+      p.length = chunk.length;
+    }
     return;
   }
   if (!listener.options.versions.includes(result.header.version)) {

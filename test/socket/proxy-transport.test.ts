@@ -79,6 +79,23 @@ describe("plain TCP", () => {
     await client.waitText("echo:late data");
   });
 
+  test("a 60 KiB v2 header (one big TLV) dribbled in 1 KiB writes arrives whole", async () => {
+    const { server } = setup();
+    const big = new Uint8Array(60_000).map((_, i) => i & 0xff);
+    const header = v2({ tlvs: [[0xe0, big]] });
+    const client = new NetClient(server.port);
+    await client.connected;
+    for (let i = 0; i < header.length; i += 1000) {
+      client.write(header.subarray(i, i + 1000));
+      if (i % 10_000 === 0) await Bun.sleep(1);
+    }
+    client.write("after");
+    await client.waitText("echo:after");
+    const tlv = server.accepted[0]!.header!.tlvs[0]!;
+    expect(tlv[0]).toBe(0xe0);
+    expect(Buffer.from(tlv[1]).equals(Buffer.from(big))).toBe(true);
+  });
+
   test("v2 LOCAL (a health check) is accepted, with command LOCAL and no addresses", async () => {
     const { server } = setup();
     const client = new NetClient(server.port);
