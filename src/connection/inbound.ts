@@ -44,11 +44,7 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     return;
   }
   if (phaseOf(p) >= EXITING) return; // closing: what the peer sends now is discarded
-  let decoder = p.decoder;
-  if (decoder === undefined) {
-    const settings = p.spec.settings;
-    decoder = p.decoder = new FrameDecoder(settings.framing, settings.maxPacketSize);
-  }
+  const decoder = p.decoder ?? borrowDecoder(p);
   decoder.push(chunk);
   if ((p.flags & F_WAITING) !== 0) {
     // Waiting for a slot: keep reading (so a peer that leaves is noticed) up to a bound.
@@ -60,6 +56,34 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     run(p);
     if (corked) endCork(p);
   } else setPause(p, P_BACKLOG, true);
+  releaseDecoder(p);
+}
+
+/** The spec's empty decoder when it is free (no other connection holds it), else a new one. */
+function borrowDecoder(p: ConnectionProcess): FrameDecoder {
+  const spec = p.spec;
+  const scratch = spec.scratch;
+  let decoder: FrameDecoder;
+  if (scratch !== undefined) {
+    spec.scratch = undefined; // lent: a connection that re-enters here meanwhile gets its own
+    decoder = scratch;
+  } else {
+    const settings = spec.settings;
+    decoder = new FrameDecoder(settings.framing, settings.maxPacketSize);
+  }
+  return (p.decoder = decoder);
+}
+
+/** An empty decoder goes back to the spec (or is dropped); one with bytes left stays with the connection. */
+export function releaseDecoder(p: ConnectionProcess): void {
+  const decoder = p.decoder;
+  if (decoder === undefined || !decoder.empty) return;
+  p.decoder = undefined;
+  const spec = p.spec;
+  if (spec.scratch === undefined) {
+    decoder.reset();
+    spec.scratch = decoder;
+  }
 }
 
 /** The packet handed to `handlePacket` for `frame`: the bytes, or text with `encoding: "utf8"`. */

@@ -7,7 +7,7 @@
  * @module
  */
 import { dispatchEvent, dispatchPacket } from "./dispatch.ts";
-import { setPause } from "./inbound.ts";
+import { releaseDecoder, setPause } from "./inbound.ts";
 import { exit } from "./lifecycle.ts";
 import {
   type ConnectionProcess,
@@ -130,8 +130,7 @@ function eventFirst(p: ConnectionProcess): boolean {
 
 /** Nothing left to do: drop an empty decoder, read again, and arm the passive receive timeout. */
 function becameIdle(p: ConnectionProcess): void {
-  const decoder = p.decoder;
-  if (decoder !== undefined && decoder.buffered === 0) p.decoder = undefined;
+  releaseDecoder(p);
   if (((p.flags >> PAUSE_SHIFT) & P_BACKLOG) !== 0) setPause(p, P_BACKLOG, false);
   if ((p.flags & F_PASSIVE) !== 0) armSrTimer(p);
 }

@@ -135,6 +135,12 @@ export interface ConnectionSpec {
   readonly transport: Transport;
   /** The server, pool slot or connector that owns the connections. */
   readonly owner: ConnectionOwner | undefined;
+  /**
+   * An empty decoder the connections of this spec borrow for one chunk when they have none (so a
+   * framed connection neither keeps a decoder while idle nor allocates one per chunk); a connection
+   * that is left with bytes buffered keeps it.
+   */
+  scratch?: FrameDecoder | undefined;
 }
 
 // Lifecycle phases (the low bits of `flags`).

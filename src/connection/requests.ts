@@ -314,7 +314,7 @@ export function setSuspended(p: ConnectionProcess, on: boolean): void {
  */
 export function swapHandlerBeforeStart(p: ConnectionProcess, handler: Handler<unknown, unknown>): boolean {
   if (phaseOf(p) !== STARTING || (p.gate & G_BUSY) !== 0) return false;
-  p.spec = { ...p.spec, handler };
+  p.spec = { ...p.spec, handler, scratch: undefined };
   return true;
 }
 
@@ -327,6 +327,6 @@ export async function changeCodeNow(
 ): Promise<void> {
   // A codeChange that throws leaves the old handler and state in place.
   const state = handler.codeChange === undefined ? p.state : await handler.codeChange(oldVsn, p.state, extra);
-  p.spec = { ...p.spec, handler };
+  p.spec = { ...p.spec, handler, scratch: undefined };
   p.state = state;
 }

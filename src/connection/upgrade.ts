@@ -63,7 +63,7 @@ export function doUpgrade(p: ConnectionProcess): void {
   }
   p.socket = socket;
   socket.data = p;
-  p.spec = { ...p.spec, transport: next };
+  p.spec = { ...p.spec, transport: next, scratch: undefined };
   if (TRACING && p.rare?.dbg !== undefined) trace(p, `transport swapped to ${next.name}`);
   if (held !== undefined) enqueue(p, held);
   if (after !== undefined) for (const bytes of after) enqueue(p, bytes);

@@ -216,6 +216,26 @@ export class FrameDecoder {
     return out;
   }
 
+  /**
+   * Whether the decoder holds nothing: no byte buffered and no frame started, so it can serve another
+   * stream (the connection process lends one empty decoder to the connections of a server in turn).
+   */
+  get empty(): boolean {
+    return this.#total === 0;
+  }
+
+  /** Makes an empty decoder ready for another stream (call only when {@link empty}). */
+  reset(): void {
+    this.#chunks.length = 0;
+    this.#ci = 0;
+    this.#off = 0;
+    this.#acc = undefined;
+    this.#accLen = 0;
+    this.#resetCursor();
+    this.#sci = 0;
+    this.#sco = 0;
+  }
+
   /** Forgets the parsed header, the search position and the codec's wait after bytes were consumed out of band. */
   #resetCursor(): void {
     this.#frameLen = -1;

@@ -162,8 +162,9 @@ export class MemorySocket implements TransportSocket {
     const taken = room <= 0 ? 0 : Math.min(room, length);
     if (taken < length) this.#wantDrain = true;
     if (taken === 0) return 0;
-    // A copy: the writer may reuse its buffer, and the reader may keep the chunk.
-    other.#push(bytes.slice(0, taken));
+    // A copy, as a Buffer (what Bun's sockets deliver): the writer may reuse its buffer, and the
+    // reader may keep the chunk.
+    other.#push(Buffer.from(bytes.subarray(0, taken)));
     this.written += taken;
     return taken;
   }
