@@ -17,7 +17,9 @@
  *      │ header complete: setProxyHeader(socket, header)
  *      ├── plain inner: socket.data = request.data, events.open(socket), events.data(rest);
  *      │                later events reach this table and are forwarded to the library's events
- *      └── TLS inner:   inner.upgrade(socket, { isServer, initialData: rest }); the TLS socket
+ *      └── TLS inner:   tls(): wait for the whole ClientHello, upgradeTLS with the certificate
+ *                       for its server name (the `sni` map); another TLS transport: its
+ *                       upgrade(socket, { isServer, initialData: rest }). The TLS socket
  *                       reports to the library's events; the raw twin (ciphertext) is marked
  *                       and ignored here
  * ```
@@ -29,6 +31,7 @@
  * @module
  */
 import { ProxyHeaderError } from "../errors.ts";
+import { readServerName } from "../transport/tls.ts";
 import {
   bunHandlers,
   type ConnectRequest,
@@ -49,20 +52,42 @@ const MESSAGE_PREFIX = "Bad PROXY protocol header: ";
 
 /** Per-socket state during the header stage. */
 class Pending {
+  /**
+   * Set once the header is read, on a TLS server with an `sni` map: the socket then waits for the
+   * rest of the ClientHello, to pick the certificate by its server name.
+   */
+  header: ProxyHeader | undefined = undefined;
   /** Bytes of a header split across reads (grown by doubling: a dribbled 64 KiB v2 header stays linear). */
   buffer: Uint8Array | undefined = undefined;
   length = 0;
   constructor(
     readonly listener: ProxyListener,
-    /** `performance.now()` past which the header is late. */
-    readonly deadline: number,
+    /** `performance.now()` past which the header (then the ClientHello) is late. */
+    public deadline: number,
   ) {}
 }
 
 /** The socket surface needed here (Bun's socket). */
 interface BunSocket extends TransportSocket {
-  upgradeTLS?: unknown;
+  upgradeTLS?(options: {
+    isServer: boolean;
+    tls: unknown;
+    socket: unknown;
+    data: unknown;
+    initialData?: Uint8Array;
+  }): [TransportSocket, TransportSocket];
 }
+
+/** A TLS transport that picks its certificate by server name (the library's `tls({ sni })`). */
+interface SniTransport {
+  optionsFor(serverName: string | undefined): unknown;
+  readonly sniTimeout?: number;
+}
+
+/** Longest ClientHello waited for behind a header (bytes), as the `sni` listener of `tls()` does. */
+const MAX_HELLO = 64 * 1024;
+/** `readServerName`'s "more bytes needed". */
+const HELLO_INCOMPLETE = 0;
 
 /** A listener whose sockets start with a PROXY header. */
 class ProxyListener implements TransportListener {
@@ -73,6 +98,8 @@ class ProxyListener implements TransportListener {
   readonly trusted: (address: string | undefined) => boolean;
   /** The library's events with `open` recording the header first (for TLS sockets, whose object is new). */
   readonly tlsEvents: TransportEvents;
+  /** Set when the inner TLS transport chooses certificates by server name (then the ClientHello is read first). */
+  readonly sni: SniTransport | undefined;
   /** The header of the socket being upgraded right now (upgradeTLS may fire `open` inside the call). */
   upgrading: ProxyHeader | undefined = undefined;
   /**
@@ -90,6 +117,8 @@ class ProxyListener implements TransportListener {
   ) {
     this.request = request;
     this.trusted = trustMatcher(options.trusted);
+    const sni = inner as Partial<SniTransport>;
+    this.sni = inner.secure && typeof sni.optionsFor === "function" ? (sni as SniTransport) : undefined;
     const events = request.events;
     this.tlsEvents = {
       ...events,
@@ -124,7 +153,12 @@ class ProxyListener implements TransportListener {
     for (const socket of this.pending) {
       const p = socket.data;
       if (p instanceof Pending && p.deadline <= now) {
-        this.reject(socket, `no complete header within ${this.options.timeoutMs} ms`);
+        this.reject(
+          socket,
+          p.header === undefined
+            ? `no complete header within ${this.options.timeoutMs} ms`
+            : "no complete TLS ClientHello after the header in time",
+        );
       }
     }
   }
@@ -162,10 +196,24 @@ class ProxyListener implements TransportListener {
   }
 
   /** Header complete: record it and hand the socket (and the bytes after the header) to the library. */
-  handOff(socket: BunSocket, header: ProxyHeader, rest: Uint8Array): void {
-    this.pending.delete(socket);
+  handOff(socket: BunSocket, p: Pending, header: ProxyHeader, rest: Uint8Array): void {
     const request = this.request;
     setProxyHeader(socket, header);
+    if (this.sni !== undefined) {
+      // The certificate depends on the server name in the ClientHello: wait for all of it.
+      const name = readServerName(rest);
+      if (name === HELLO_INCOMPLETE && rest.length < MAX_HELLO) {
+        p.header = header;
+        p.deadline = performance.now() + Math.max(this.options.timeoutMs, this.sni.sniTimeout ?? 0);
+        p.buffer = Uint8Array.prototype.slice.call(rest, 0, rest.length);
+        p.length = rest.length;
+        return;
+      }
+      this.pending.delete(socket);
+      this.upgradeTls(socket, header, rest, typeof name === "string" ? name : undefined);
+      return;
+    }
+    this.pending.delete(socket);
     if (!this.inner.secure) {
       socket.data = request.data;
       request.events.open(socket);
@@ -173,16 +221,42 @@ class ProxyListener implements TransportListener {
       if (rest.length > 0 && socket.readyState !== -1) request.events.data(socket, rest);
       return;
     }
+    this.upgradeTls(socket, header, rest, undefined);
+  }
+
+  /**
+   * Starts TLS on a socket whose header is read: with the certificate for `serverName` when the inner
+   * transport has an `sni` map, else through the inner transport's own `upgrade`.
+   */
+  upgradeTls(
+    socket: BunSocket,
+    header: ProxyHeader,
+    hello: Uint8Array,
+    serverName: string | undefined,
+  ): void {
+    const request = this.request;
     // The raw twin keeps this table and this `data`: mark it so its ciphertext is ignored.
     socket.data = TWIN;
     this.upgrading = header;
     try {
-      const upgraded = this.inner.upgrade!(socket, {
-        isServer: true,
-        events: this.tlsEvents,
-        data: request.data,
-        initialData: rest.length > 0 ? rest : undefined,
-      });
+      let upgraded: TransportSocket;
+      if (this.sni !== undefined && typeof socket.upgradeTLS === "function") {
+        const options: Parameters<NonNullable<BunSocket["upgradeTLS"]>>[0] = {
+          isServer: true,
+          tls: this.sni.optionsFor(serverName),
+          socket: bunHandlers(this.tlsEvents),
+          data: request.data,
+        };
+        if (hello.length > 0) options.initialData = hello;
+        upgraded = socket.upgradeTLS(options)[1];
+      } else {
+        upgraded = this.inner.upgrade!(socket, {
+          isServer: true,
+          events: this.tlsEvents,
+          data: request.data,
+          initialData: hello.length > 0 ? hello : undefined,
+        });
+      }
       setProxyHeader(upgraded, header);
     } catch (error) {
       socket.terminate();
@@ -225,13 +299,13 @@ function handlersFor(listener: ProxyListener): TransportEvents {
     end(socket: BunSocket) {
       const p = socket.data;
       if (p instanceof Pending)
-        listener.reject(socket, "the connection ended before the header was complete");
+        listener.reject(socket, `the connection ended before ${stage(p)} was complete`);
       else if (p !== TWIN) events.end(socket);
     },
     close(socket: BunSocket, error?: Error) {
       const p = socket.data;
       if (p instanceof Pending) {
-        listener.reject(socket, "the connection closed before the header was complete", error);
+        listener.reject(socket, `the connection closed before ${stage(p)} was complete`, error);
       } else if (p !== TWIN) events.close(socket, error);
     },
     error(socket: BunSocket, error: Error) {
@@ -243,6 +317,11 @@ function handlersFor(listener: ProxyListener): TransportEvents {
       if (!(p instanceof Pending) && p !== TWIN) events.handshake(socket, success, authorizationError);
     },
   };
+}
+
+/** What a socket in the header stage is still sending. */
+function stage(p: Pending): string {
+  return p.header === undefined ? "the header" : "the TLS ClientHello after the header";
 }
 
 function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, chunk: Uint8Array): void {
@@ -258,6 +337,14 @@ function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, c
     p.buffer.set(chunk, p.length);
     p.length = needed;
     bytes = p.buffer.subarray(0, needed);
+  }
+  if (p.header !== undefined) {
+    // The header is read; this is the ClientHello, for its server name (see ProxyListener.handOff).
+    const name = readServerName(bytes);
+    if (name === HELLO_INCOMPLETE && bytes.length < MAX_HELLO) return;
+    listener.pending.delete(socket);
+    listener.upgradeTls(socket, p.header, bytes, typeof name === "string" ? name : undefined);
+    return;
   }
   let result: ReturnType<typeof parseProxyHeader>;
   try {
@@ -282,7 +369,7 @@ function onHeaderBytes(listener: ProxyListener, socket: BunSocket, p: Pending, c
     listener.reject(socket, `version ${result.header.version} is not accepted here`);
     return;
   }
-  listener.handOff(socket, result.header, bytes.subarray(result.length));
+  listener.handOff(socket, p, result.header, bytes.subarray(result.length));
 }
 
 class ProxyTransport implements Transport {
@@ -321,9 +408,9 @@ class ProxyTransport implements Transport {
  * then hands the socket to the library over `inner` (plain TCP, or TLS: the handshake starts after
  * the header). The header is recorded for {@link proxyHeaderOf}. A socket from an address outside
  * `options.trusted`, with a bad, late (`timeoutMs`) or missing header, or a version not in
- * `options.versions`, is reset and reported to `onReject` (never to the library). A TLS inner
- * transport is started with its top-level certificate (its `upgrade`): a `tls({ sni })` map is not
- * consulted behind a PROXY header.
+ * `options.versions`, is reset and reported to `onReject` (never to the library). Behind the
+ * header, `tls()` reads the ClientHello first and picks the certificate of its `sni` map by the
+ * server name; another TLS transport is started through its own `upgrade`.
  *
  * @example
  * const server = await startServer(handler, undefined, 0, {

@@ -39,16 +39,6 @@ function freePort(): number {
   return port;
 }
 
-async function portOpen(port: number): Promise<boolean> {
-  try {
-    const s = await Bun.connect({ hostname: "127.0.0.1", port, socket: { data() {} } });
-    s.end();
-    return true;
-  } catch {
-    return false;
-  }
-}
-
 let dir = "";
 let proc: Bun.Subprocess | undefined;
 const rejects: ProxyHeaderError[] = [];
@@ -176,16 +166,21 @@ backend wired_tls
     writeFileSync(join(dir, "haproxy.cfg"), config);
     proc = Bun.spawn([HAPROXY!, "-db", "-f", join(dir, "haproxy.cfg")], { stdout: "pipe", stderr: "pipe" });
     const deadline = Date.now() + 5000;
-    const ports =
-      wiredPlain === undefined ? [front.v1, front.v2, front.tls, front.term] : Object.values(front);
-    for (const port of ports) {
-      while (!(await portOpen(port))) {
-        if (Date.now() > deadline || proc.exitCode !== null) {
-          const err = await new Response(proc.stderr as ReadableStream).text();
-          throw new Error(`haproxy did not start: ${err}`);
-        }
-        await Bun.sleep(20);
+    // Ready when the stats socket lists every frontend OPEN. (Not by connecting to the frontends:
+    // a probe would reach the servers behind as a header and a FIN, which a TLS server counts as a
+    // connection that never sent its ClientHello.)
+    const frontends = ["v1", "v2", "tls_passthrough", "tls_terminated", "chain"];
+    if (wiredPlain !== undefined) frontends.push("wired_plain", "wired_tls");
+    for (;;) {
+      const stat = await showStat().catch(() => "");
+      const lines = stat.split("\n");
+      if (frontends.every((f) => lines.find((l) => l.startsWith(`${f},FRONTEND,`))?.includes(",OPEN,")))
+        break;
+      if (Date.now() > deadline || proc.exitCode !== null) {
+        const err = await new Response(proc.stderr as ReadableStream).text();
+        throw new Error(`haproxy did not start: ${err}`);
       }
+      await Bun.sleep(20);
     }
   });
 

@@ -296,6 +296,47 @@ describe("TLS", () => {
     expect(rejects).toEqual([]);
   });
 
+  test.each([
+    ["alt.example", "alt.example"],
+    ["localhost", "localhost"],
+  ])("tls({ sni }) behind a header: the client asking for %s gets its certificate", async (serverName) => {
+    const rejects: ProxyHeaderError[] = [];
+    const sniTls = tls({
+      cert: pem.serverCert,
+      key: pem.serverKey,
+      sni: { "alt.example": { cert: pem.altCert, key: pem.altKey } },
+    });
+    const server = new EchoServer(proxyTransport(sniTls, proxyOptions(true)!, (e) => rejects.push(e)));
+    const state = { handshake: undefined as boolean | undefined, received: "" };
+    const events: TransportEvents = {
+      open() {},
+      data(_s, chunk) {
+        state.received += Buffer.from(chunk).toString();
+      },
+      drain() {},
+      end() {},
+      close() {},
+      error() {},
+      handshake(_s, ok) {
+        state.handshake = ok;
+      },
+    };
+    // serverName is verified against the certificate: the handshake only succeeds with the right one.
+    const socket = await proxyConnectTransport(tls({ ca: pem.ca, serverName }), v2()).connect({
+      hostname: "127.0.0.1",
+      port: server.port,
+      events,
+      data: undefined,
+    });
+    onClose(() => socket.terminate());
+    await waitFor(() => state.handshake !== undefined, 3000, "client handshake");
+    expect(state.handshake).toBe(true);
+    socket.write("sni");
+    await waitFor(() => state.received.includes("echo:sni"), 3000, "echo");
+    expect(server.accepted[0]?.header).toMatchObject({ version: 2, sourceAddress: "2001:db8::7" });
+    expect(rejects).toEqual([]);
+  });
+
   test("bad header on a TLS server: no handshake is attempted", async () => {
     const rejects: ProxyHeaderError[] = [];
     const server = new EchoServer(proxyTransport(serverTls(), proxyOptions(true)!, (e) => rejects.push(e)));
