@@ -409,8 +409,9 @@ class ProxyTransport implements Transport {
  * the header). The header is recorded for {@link proxyHeaderOf}. A socket from an address outside
  * `options.trusted`, with a bad, late (`timeoutMs`) or missing header, or a version not in
  * `options.versions`, is reset and reported to `onReject` (never to the library). Behind the
- * header, `tls()` reads the ClientHello first and picks the certificate of its `sni` map by the
- * server name; another TLS transport is started through its own `upgrade`.
+ * header, `tls()` reads the ClientHello first (waiting at most `max(timeoutMs, sniTimeout)` from
+ * the header) and picks the certificate of its `sni` map by the server name; another TLS
+ * transport is started through its own `upgrade`.
  *
  * @example
  * const server = await startServer(handler, undefined, 0, {

@@ -337,6 +337,21 @@ describe("TLS", () => {
     expect(rejects).toEqual([]);
   });
 
+  test("a TLS server: a header, then no ClientHello, is reset after max(timeoutMs, sniTimeout)", async () => {
+    const rejects: ProxyHeaderError[] = [];
+    const quick = tls({ cert: pem.serverCert, key: pem.serverKey, sniTimeout: 150 });
+    const server = new EchoServer(
+      proxyTransport(quick, proxyOptions({ timeoutMs: 100 })!, (e) => rejects.push(e)),
+    );
+    const client = new NetClient(server.port);
+    client.write(v2());
+    const started = performance.now();
+    await client.waitClosed(2000);
+    expect(performance.now() - started).toBeGreaterThanOrEqual(120);
+    expect(rejects[0]!.message).toMatch(/no complete TLS ClientHello after the header/);
+    expect(server.accepted).toEqual([]);
+  });
+
   test("bad header on a TLS server: no handshake is attempted", async () => {
     const rejects: ProxyHeaderError[] = [];
     const server = new EchoServer(proxyTransport(serverTls(), proxyOptions(true)!, (e) => rejects.push(e)));
