@@ -10,6 +10,7 @@
  *
  * @module
  */
+import { clock, type TimerHandle } from "./clock.ts";
 import { attachSocket, EVENTS } from "./connection/events.ts";
 import { detach, isAlive, onStarted } from "./connection/lifecycle.ts";
 import {
@@ -122,13 +123,13 @@ export function connectOnce(
     owner,
   });
   return new Promise((resolve, reject) => {
-    let timer: ReturnType<typeof setTimeout> | undefined;
+    let timer: TimerHandle | undefined;
     let settled = false;
     let dial: Dial | undefined;
     const fail = (error: Error): void => {
       if (settled) return;
       settled = true;
-      if (timer !== undefined) clearTimeout(timer);
+      if (timer !== undefined) clock.clearTimeout(timer);
       if (control !== undefined) control.cancel = undefined;
       reject(error);
     };
@@ -149,7 +150,7 @@ export function connectOnce(
       );
     };
     onStarted(conn, (ok, reason) => {
-      if (timer !== undefined) clearTimeout(timer);
+      if (timer !== undefined) clock.clearTimeout(timer);
       if (control !== undefined) control.cancel = undefined;
       if (settled) return;
       settled = true;
@@ -159,7 +160,7 @@ export function connectOnce(
     });
     if (control !== undefined) control.cancel = () => abandon("ECONNABORTED", "connect cancelled");
     if (spec.connectTimeout !== Number.POSITIVE_INFINITY) {
-      timer = setTimeout(() => {
+      timer = clock.setTimeout(() => {
         timer = undefined;
         abandon("ETIMEDOUT", `connection timed out after ${spec.connectTimeout} ms`);
       }, spec.connectTimeout);

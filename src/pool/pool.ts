@@ -17,6 +17,7 @@
  *
  * @module
  */
+import { clock, type TimerHandle } from "../clock.ts";
 import type { ConnectionOwner, ConnectionProcess } from "../connection/process.ts";
 import { shutdown } from "../connection/requests.ts";
 import { viewOf } from "../connection/view.ts";
@@ -58,7 +59,7 @@ export interface PoolReadyOptions {
 /** One child of a pool: an address, a plan track and (while running) a connection. */
 class Slot implements ConnectionOwner {
   conn: ConnectionProcess | undefined = undefined;
-  timer: ReturnType<typeof setTimeout> | undefined = undefined;
+  timer: TimerHandle | undefined = undefined;
   /** The connect (and init) in flight, awaited by a stopping pool. */
   connecting: Promise<ConnectionProcess | undefined> | undefined = undefined;
   /** Abandons the connect in flight (a stopping pool does not wait out `connectTimeout`). */
@@ -224,7 +225,7 @@ export class Pool<S = unknown, I = unknown> {
     switch (decision.action) {
       case "restart":
         this.#restarts++;
-        slot.timer = setTimeout(() => {
+        slot.timer = clock.setTimeout(() => {
           slot.timer = undefined;
           if (this.#ending.stopping || !this.#slots.has(slot.id)) return;
           this.#connect(slot).catch((error: unknown) => this.decide(slot, error));
@@ -360,7 +361,7 @@ export class Pool<S = unknown, I = unknown> {
     const ending: Promise<unknown>[] = [];
     const running: ConnectionProcess[] = [];
     for (const slot of this.#slots.values()) {
-      if (slot.timer !== undefined) clearTimeout(slot.timer);
+      if (slot.timer !== undefined) clock.clearTimeout(slot.timer);
       if (slot.conn !== undefined) running.push(slot.conn);
       // A connect in flight would start a connector after the pool ended: abandon it (its socket
       // closes now) or, once connected and running init, wait for it and end it.

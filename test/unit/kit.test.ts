@@ -8,7 +8,7 @@
  */
 
 import { describe, expect, expectTypeOf, spyOn, test } from "bun:test";
-import { type Handler, type Packet, startServer, TlsHandshakeError, tls } from "../../src/index.ts";
+import { backoff, type Handler, type Packet, startServer, TlsHandshakeError, tls } from "../../src/index.ts";
 import {
   ManualClock,
   MemoryUpgradeError,
@@ -419,6 +419,28 @@ describe("the real process: plans and tracing", () => {
     await Bun.sleep(0);
     expect(pool.connections().length).toBe(1);
     expect(pool.connections()[0]![0]).toBe(idBefore);
+  });
+});
+
+describe("backoff delays run on the kit's clock", () => {
+  test("a pool under backoff({ initialMs: 30_000 }) reconnects when the clock is advanced 30 s, not before", async () => {
+    await using kit = testKit();
+    const upstream = kit.listen();
+    const pool = await kit.startPool(
+      { init: () => undefined, handlePacket: () => undefined },
+      undefined,
+      [upstream],
+      { plan: [backoff({ initialMs: 30_000, maxMs: 60_000, jitter: 0 })] },
+    );
+    const first = await upstream.accept();
+    first.reset();
+    await Bun.sleep(0);
+    expect(pool.connections().length).toBe(0);
+    await kit.clock.advance(29_000);
+    expect(pool.connections().length).toBe(0);
+    await kit.clock.advance(1_000);
+    const second = await upstream.accept();
+    expect(second).not.toBe(first);
   });
 });
 
