@@ -7,7 +7,8 @@
  * @module
  */
 import type { Connection, Server, ServerOptions, TransportEvents } from "../index.ts";
-import type { MemoryNetwork, MemorySocket } from "./memory-transport.ts";
+import type { MemorySocket } from "./memory-socket.ts";
+import type { MemoryNetwork } from "./memory-transport.ts";
 
 /** Options of `kit.driver()`: the server options of the handler, plus what to do with its output. */
 export interface HandlerDriverOptions extends Omit<ServerOptions, "transport"> {

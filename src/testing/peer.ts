@@ -8,7 +8,7 @@
  */
 import { PeerReadError } from "../errors.ts";
 import type { Connection, TransportEvents } from "../index.ts";
-import type { MemorySocket } from "./memory-transport.ts";
+import type { MemorySocket } from "./memory-socket.ts";
 
 /** How {@link Peer.write} cuts its bytes into the chunks the handler's socket receives. */
 export interface WriteOptions {
