@@ -17,7 +17,7 @@
  */
 
 import { BadReturnError, SendOverflowError } from "../errors.ts";
-import { encodeFrame, type PacketFraming } from "../framing/framing.ts";
+import { checkPrefixed, encodeFrame, type PacketFraming, writePrefix } from "../framing/framing.ts";
 import type { Outgoing } from "../handler.ts";
 import { FLUSH_CLOSED, FLUSH_EMPTY, OutboundQueue } from "../outbound.ts";
 import { formatTerm, TRACING } from "../trace.ts";
@@ -47,14 +47,25 @@ import { doUpgrade } from "./upgrade.ts";
 /** Strings are sent as UTF-8 (TextEncoder is ~3x cheaper than Buffer.from for short strings). */
 const textEncoder = new TextEncoder();
 
-/** Several corked buffers, written as one. */
+/**
+ * Several corked payloads, written as one buffer. With a 1/2/4-byte length prefix the payloads are
+ * kept as sent and `bytes` counts their headers too: the headers are written straight into the merged
+ * buffer, so pipelined frames cost no allocation each.
+ */
 export class CorkList {
   readonly chunks: Uint8Array[];
+  /** Bytes on the wire, headers included. */
   bytes: number;
-  constructor(first: Uint8Array, second: Uint8Array) {
+  constructor(first: Uint8Array, second: Uint8Array, headerBytes: number) {
     this.chunks = [first, second];
-    this.bytes = first.length + second.length;
+    this.bytes = first.length + second.length + 2 * headerBytes;
   }
+}
+
+/** The length-prefix size of the connection's framing (1, 2 or 4), or 0. */
+function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
+  const framing = p.spec.settings.framing;
+  return typeof framing === "number" ? framing : 0;
 }
 
 /** Corked bytes beyond this are written at once (a loop of big sends must not build one huge buffer). */
@@ -114,17 +125,21 @@ function sendBytes(
     return new BadReturnError(callback, item, PACKET_RULE);
   }
   const size = bytes.length; // statistics count payload bytes, as bytesIn does
+  // A 1/2/4-byte length prefix is written when the cork is (see CorkList); other framings encode now.
+  const hs = typeof framing === "number" ? framing : 0;
   if (framing !== "raw") {
     try {
-      bytes = encodeFrame(framing, bytes, p.spec.settings.maxPacketSize);
+      if (hs !== 0) checkPrefixed(hs as 1 | 2 | 4, size, p.spec.settings.maxPacketSize);
+      else bytes = encodeFrame(framing, bytes, p.spec.settings.maxPacketSize);
     } catch (error) {
       return error as Error;
     }
   }
+  const wire = bytes.length + hs;
   if (p.out !== undefined || p.cork !== undefined) {
     const queued = queuedBytes(p);
     const max = p.spec.settings.maxQueuedBytes;
-    if (queued + bytes.length > max) return new SendOverflowError(queued, max);
+    if (queued + wire > max) return new SendOverflowError(queued, max);
   }
   const dbg = p.rare?.dbg;
   if (TRACING && dbg !== undefined) {
@@ -134,18 +149,18 @@ function sendBytes(
     }
     if (dbg.log !== undefined || dbg.trace) trace(p, `sent packet ${formatTerm(shown)}`);
   }
-  if (bytes.length === 0) return undefined;
+  if (wire === 0) return undefined;
   if ((p.flags & F_CORKED) === 0) scheduleFlush(p);
   const cork = p.cork;
   let corked: number;
   if (cork === undefined) {
     p.cork = bytes;
-    corked = bytes.length;
+    corked = wire;
   } else if (cork instanceof CorkList) {
     cork.chunks.push(bytes);
-    corked = cork.bytes += bytes.length;
+    corked = cork.bytes += wire;
   } else {
-    const list = (p.cork = new CorkList(cork, bytes));
+    const list = (p.cork = new CorkList(cork, bytes, hs));
     corked = list.bytes;
   }
   // Write early what would pass highWaterMark (so the queue stops the reading in time) or build a huge buffer.
@@ -156,7 +171,7 @@ function sendBytes(
 /** Bytes sent and not yet with the kernel: corked plus queued. */
 export function queuedBytes(p: ConnectionProcess): number {
   const cork = p.cork;
-  const corked = cork === undefined ? 0 : cork instanceof CorkList ? cork.bytes : cork.length;
+  const corked = cork === undefined ? 0 : cork instanceof CorkList ? cork.bytes : cork.length + prefixOf(p);
   return corked + (p.out?.bytes ?? 0);
 }
 
@@ -203,13 +218,25 @@ function writeCork(p: ConnectionProcess): void {
   const cork = p.cork;
   if (cork === undefined) return;
   p.cork = undefined;
+  const hs = prefixOf(p);
   if (!(cork instanceof CorkList)) {
-    write(p, cork);
+    if (hs === 0) {
+      write(p, cork);
+      return;
+    }
+    const framed = Buffer.allocUnsafe(hs + cork.length);
+    writePrefix(framed, 0, hs, cork.length);
+    framed.set(cork, hs);
+    write(p, framed);
     return;
   }
   const merged = Buffer.allocUnsafe(cork.bytes);
   let at = 0;
   for (const c of cork.chunks) {
+    if (hs !== 0) {
+      writePrefix(merged, at, hs, c.length);
+      at += hs;
+    }
     merged.set(c, at);
     at += c.length;
   }

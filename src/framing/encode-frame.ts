@@ -43,21 +43,35 @@ export function encodeFrame(
       throw new FrameTooLargeError(size, maxPacketSize);
     return payload;
   }
-  const limit = prefixLimit(framing);
-  if (size > limit) throw new FrameTooLargeError(size, limit);
-  if (size > maxPacketSize) throw new FrameTooLargeError(size, maxPacketSize);
+  checkPrefixed(framing, size, maxPacketSize);
   const out = Buffer.allocUnsafe(framing + size);
-  if (framing === 4) {
-    out[0] = size >>> 24;
-    out[1] = (size >>> 16) & 0xff;
-    out[2] = (size >>> 8) & 0xff;
-    out[3] = size & 0xff;
-  } else if (framing === 2) {
-    out[0] = size >>> 8;
-    out[1] = size & 0xff;
-  } else {
-    out[0] = size;
-  }
+  writePrefix(out, 0, framing, size);
   out.set(payload, framing);
   return out;
+}
+
+/**
+ * Throws {@link FrameTooLargeError} when a payload of `size` bytes does not fit a `headerBytes` length
+ * prefix or exceeds `maxPacketSize` (the checks of {@link encodeFrame}, for callers that write the
+ * header themselves, e.g. into one buffer for several frames).
+ */
+export function checkPrefixed(headerBytes: 1 | 2 | 4, size: number, maxPacketSize: number): void {
+  const limit = prefixLimit(headerBytes);
+  if (size > limit) throw new FrameTooLargeError(size, limit);
+  if (size > maxPacketSize) throw new FrameTooLargeError(size, maxPacketSize);
+}
+
+/** Writes the big-endian length prefix of a `size`-byte payload into `out` at `at`. */
+export function writePrefix(out: Uint8Array, at: number, headerBytes: 1 | 2 | 4, size: number): void {
+  if (headerBytes === 4) {
+    out[at] = size >>> 24;
+    out[at + 1] = (size >>> 16) & 0xff;
+    out[at + 2] = (size >>> 8) & 0xff;
+    out[at + 3] = size & 0xff;
+  } else if (headerBytes === 2) {
+    out[at] = size >>> 8;
+    out[at + 1] = size & 0xff;
+  } else {
+    out[at] = size;
+  }
 }

@@ -17,6 +17,6 @@ export {
   isCodec,
   isDelimiterFraming,
 } from "./codec.ts";
-export { encodeFrame } from "./encode-frame.ts";
+export { checkPrefixed, encodeFrame, writePrefix } from "./encode-frame.ts";
 export { FrameDecoder } from "./frame-decoder.ts";
 export { headerSize, isPacketFraming, type PacketFraming } from "./packet-framing.ts";
