@@ -17,8 +17,8 @@ import {
   type ConnectionOwner,
   ConnectionProcess,
   type ConnectionSettings,
-  Counters,
   F_IGNORED,
+  Totals,
 } from "./connection/process.ts";
 import { viewOf } from "./connection/view.ts";
 import { closeFd, type Dial, dialTcp } from "./dial.ts";
@@ -63,7 +63,7 @@ export interface ConnectSpec {
   readonly port: number;
   readonly connectTimeout: number;
   /** Totals of the connector (or of the pool it belongs to). */
-  readonly counters: Counters;
+  readonly totals: Totals;
 }
 
 /** Builds the {@link SocketConnectError} for a failed connect. */
@@ -118,7 +118,7 @@ export function connectOnce(
     isServer: false,
     host: spec.host,
     port: spec.port,
-    counters: spec.counters,
+    totals: spec.totals,
     transport: spec.transport,
     owner,
   });
@@ -231,7 +231,7 @@ export function connectSpec(
     host,
     port: portArgument(port),
     connectTimeout: milliseconds("connectTimeout", record.connectTimeout, DEFAULT_CONNECT_TIMEOUT),
-    counters: new Counters(),
+    totals: new Totals(),
   };
 }
 

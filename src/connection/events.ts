@@ -14,7 +14,6 @@ import { attach, detach, exit, start, trace } from "./lifecycle.ts";
 import { queueDisconnect } from "./mailbox.ts";
 import {
   ConnectionProcess,
-  Counters,
   DEAD,
   EXITING,
   F_PEER_ENDED,
@@ -27,6 +26,7 @@ import {
   P_HWM,
   phaseOf,
   STARTING,
+  Totals,
 } from "./process.ts";
 import { rerouteQueued } from "./requests.ts";
 import { clearHandshakeTimer, clearSocketTimers } from "./timers.ts";
@@ -176,7 +176,7 @@ export const DETACHED: ConnectionProcess = new ConnectionProcess({
     options: {},
   },
   isServer: false,
-  counters: new Counters(),
+  totals: new Totals(),
   transport: { name: "detached", secure: false } as Transport,
   owner: undefined,
 });

@@ -34,7 +34,7 @@ const WAITING_BUFFER_MAX = 64 * 1024;
 
 /** A chunk arrived from the transport. */
 export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
-  p.spec.counters.bytesIn += chunk.length;
+  p.spec.totals.bytesIn += chunk.length;
   // Fast path: idle, active, raw bytes, nothing buffered.
   if (p.gate === 0 && (p.flags & F_RAW_ACTIVE) !== 0 && p.decoder === undefined) {
     const corked = beginCork(p);

@@ -28,7 +28,6 @@ import {
   CB_MASK,
   CB_SHIFT,
   type ConnectionProcess,
-  type Counters,
   DEAD,
   E_CALL,
   E_CAST,
@@ -56,6 +55,7 @@ import {
   rareOf,
   STARTING,
   setPhase,
+  type Totals,
 } from "./process.ts";
 import { rerouteOrFail, type SendSyncRequest, type SysRequest } from "./requests.ts";
 import { armCloseTimer, armHandshakeTimer, clearProcessTimers, handshakeTimerArmed } from "./timers.ts";
@@ -139,7 +139,7 @@ function initDone(p: ConnectionProcess, result: unknown): void {
   setPhase(p, RUNNING);
   p.flags |= F_STARTED;
   p.gate &= ~(G_BUSY | G_NOT_RUNNING);
-  p.spec.counters.started++;
+  p.spec.totals.started++;
   p.spec.owner?.childStarted?.(p);
   if (connectionStartChannel.hasSubscribers) {
     connectionStartChannel.publish({ connection: p.view, ...p.spec.owner?.channelInfo?.() });
@@ -210,7 +210,7 @@ function finalize(
     const dbg = p.rare?.dbg;
     if (dbg?.log !== undefined) for (const line of dbg.logLines()) emit(line);
   }
-  countEnding(p.spec.counters, finalReason);
+  countEnding(p.spec.totals, finalReason);
   // Whatever is still queued will never be handled here: a pool's routed requests go elsewhere.
   for (const event of takeAll(p)) dropEvent(p, event);
   const rare = p.rare;
@@ -236,11 +236,11 @@ function finalize(
   closeSocket(p);
 }
 
-function countEnding(counters: Counters, reason: ExitReason): void {
-  if (reason === "normal") counters.normal++;
-  else if (reason === "shutdown") counters.shutdown++;
-  else if (isPeerFault(reason)) counters.peer++;
-  else counters.crash++;
+function countEnding(totals: Totals, reason: ExitReason): void {
+  if (reason === "normal") totals.normal++;
+  else if (reason === "shutdown") totals.shutdown++;
+  else if (isPeerFault(reason)) totals.peer++;
+  else totals.crash++;
 }
 
 function dropEvent(p: ConnectionProcess, event: MailboxEvent): void {

@@ -86,7 +86,7 @@ export interface ConnectionSettings {
 }
 
 /** Always-on totals of a server, pool or connector, shared by its connections (`info()`). */
-export class Counters {
+export class Totals {
   bytesIn = 0;
   bytesOut = 0;
   /** Connections whose `init` completed. */
@@ -125,7 +125,7 @@ export interface ConnectionSpec {
   /** Whether connections were accepted (TLS server role). */
   readonly isServer: boolean;
   /** Totals of the server, pool or connector (kept across spec rebuilds). */
-  readonly counters: Counters;
+  readonly totals: Totals;
   /** Connectors: the address connected to. */
   readonly host?: string | undefined;
   readonly port?: number | undefined;

@@ -263,7 +263,7 @@ function write(p: ConnectionProcess, bytes: Uint8Array): void {
     return;
   }
   const n = socket.write(bytes);
-  if (n > 0) p.spec.counters.bytesOut += n;
+  if (n > 0) p.spec.totals.bytesOut += n;
   if (n === bytes.length) return;
   if (n < 0) {
     socketGone(p);
@@ -314,7 +314,7 @@ export function flushQueue(p: ConnectionProcess): void {
   const before = out.flushed;
   const result = out.flush(socket);
   const progressed = out.flushed - before;
-  if (progressed > 0) p.spec.counters.bytesOut += progressed;
+  if (progressed > 0) p.spec.totals.bytesOut += progressed;
   if (result === FLUSH_CLOSED) {
     socketGone(p);
     return;

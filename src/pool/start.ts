@@ -88,7 +88,7 @@ export async function startConnectorPool<S, I>(
       settings: base.settings,
       transport: base.transport,
       connectTimeout: base.connectTimeout,
-      counters: base.counters,
+      totals: base.totals,
     },
     plan,
     name,

@@ -15,7 +15,7 @@
  * @module
  */
 import { release } from "../connection/lifecycle.ts";
-import { type ConnectionProcess, type Counters, F_STARTED } from "../connection/process.ts";
+import { type ConnectionProcess, F_STARTED, type Totals } from "../connection/process.ts";
 import { type FdBudget, fdBudget } from "../fd-limit.ts";
 import { emit } from "../trace.ts";
 
@@ -78,7 +78,7 @@ export class Admission {
 
   /** `server.info()`: these counts with the server's totals. */
   info(
-    c: Counters,
+    c: Totals,
     server: Pick<ServerInfo, "port" | "hostname" | "transport" | "accepted" | "startedAt">,
   ): ServerInfo {
     return {

@@ -25,12 +25,12 @@ import {
   ConnectionProcess,
   type ConnectionSettings,
   type ConnectionSpec,
-  Counters,
   F_ADMITTED,
   F_HANDSHAKING,
   F_WAITING,
   P_HELD,
   rareOf,
+  Totals,
 } from "../connection/process.ts";
 import { viewOf } from "../connection/view.ts";
 import { serverListenChannel, serverStopChannel } from "../diagnostics.ts";
@@ -82,7 +82,7 @@ export class Server<S = unknown, I = unknown> {
   #acceptors: Acceptor[] = [];
   #conns = new ChildList();
   #admission: Admission;
-  #counters = new Counters();
+  #totals = new Totals();
   #accepted = 0;
   #startedAt = new Date();
   /** The acceptor of each connection accepted while that acceptor was traced (for its start failure line). */
@@ -101,7 +101,7 @@ export class Server<S = unknown, I = unknown> {
     this.#listenTransport = serverTransport(
       config.transport,
       config.proxyProtocol,
-      () => this.#counters.peer++,
+      () => this.#totals.peer++,
     );
     this.#proxied = this.#listenTransport !== this.#transport;
     this.hostname = config.hostname;
@@ -232,7 +232,7 @@ export class Server<S = unknown, I = unknown> {
       init: this.#init,
       settings: this.#settings,
       isServer: true,
-      counters: this.#counters,
+      totals: this.#totals,
       transport: this.#transport,
       owner: this.#owner,
     });
@@ -359,7 +359,7 @@ export class Server<S = unknown, I = unknown> {
 
   /** Always-on totals (Ranch's `ranch:info/1`). */
   info(): ServerInfo {
-    return this.#admission.info(this.#counters, {
+    return this.#admission.info(this.#totals, {
       port: this.#port,
       hostname: this.hostname,
       transport: this.#transport.name,
