@@ -126,13 +126,15 @@ function bad(info: string): never {
  * Parses the PROXY header at the start of `bytes` (everything received so far). Returns the header
  * and its length in bytes (what follows it is the connection's own data), or `"incomplete"` when
  * more bytes are needed. Throws {@link ProxyHeaderError} (`ERR_PROXY_HEADER`) as soon as the bytes
- * cannot start a valid header. Pure: call it again with the longer buffer on every read.
+ * cannot start a valid header ({@link ArgumentError} when `bytes` is not a Uint8Array). Pure: call
+ * it again with the longer buffer on every read.
  *
  * @example
  * const r = parseProxyHeader(new TextEncoder().encode("PROXY TCP4 10.0.0.1 10.0.0.2 5000 443\r\nhello"));
  * if (r !== "incomplete") r.header.sourceAddress; // "10.0.0.1", and r.length === 39
  */
 export function parseProxyHeader(bytes: Uint8Array): { header: ProxyHeader; length: number } | "incomplete" {
+  if (!(bytes instanceof Uint8Array)) throw new ArgumentError("bytes", "a Uint8Array", bytes);
   if (bytes.length === 0) return "incomplete";
   const first = bytes[0];
   if (first === CR) return parseV2(bytes);

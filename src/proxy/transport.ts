@@ -30,11 +30,12 @@
  *
  * @module
  */
-import { ProxyHeaderError } from "../errors.ts";
+import { ArgumentError, ProxyHeaderError } from "../errors.ts";
 import { readServerName } from "../transport/tls.ts";
 import {
   bunHandlers,
   type ConnectRequest,
+  isTransport,
   type ListenRequest,
   type Transport,
   type TransportEvents,
@@ -384,7 +385,11 @@ class ProxyTransport implements Transport {
     this.name = inner.name;
     this.secure = inner.secure;
     if (inner.secure && typeof inner.upgrade !== "function") {
-      throw new TypeError(`proxyTransport: the secure transport "${inner.name}" cannot upgrade a socket`);
+      throw new ArgumentError(
+        "inner",
+        "a secure transport with upgrade() (TLS starts after the header)",
+        inner.name,
+      );
     }
     if (inner.handshakeError !== undefined) this.handshakeError = inner.handshakeError.bind(inner);
     if (inner.upgrade !== undefined) this.upgrade = inner.upgrade.bind(inner);
@@ -424,6 +429,17 @@ export function proxyTransport(
   options: ProxyOptions,
   onReject: (error: ProxyHeaderError) => void,
 ): Transport {
+  if (!isTransport(inner)) throw new ArgumentError("inner", "a Transport (tcp(), tls(), unix() …)", inner);
+  if (
+    options === null ||
+    typeof options !== "object" ||
+    !Array.isArray(options.versions) ||
+    !Array.isArray(options.trusted) ||
+    typeof options.timeoutMs !== "number"
+  ) {
+    throw new ArgumentError("options", "ProxyOptions (from proxyOptions())", options);
+  }
+  if (typeof onReject !== "function") throw new ArgumentError("onReject", "a function", onReject);
   return new ProxyTransport(inner, options, onReject);
 }
 
@@ -442,8 +458,10 @@ class ProxyConnectTransport implements Transport {
     this.name = inner.name;
     this.secure = inner.secure;
     if (inner.secure && typeof inner.upgrade !== "function") {
-      throw new TypeError(
-        `proxyConnectTransport: the secure transport "${inner.name}" cannot upgrade a socket`,
+      throw new ArgumentError(
+        "inner",
+        "a secure transport with upgrade() (TLS starts after the header)",
+        inner.name,
       );
     }
     if (inner.handshakeError !== undefined) this.handshakeError = inner.handshakeError.bind(inner);
@@ -539,8 +557,9 @@ function writeAll(socket: TransportSocket, bytes: Uint8Array): void {
  * });
  */
 export function proxyConnectTransport(inner: Transport, header: Uint8Array): Transport {
+  if (!isTransport(inner)) throw new ArgumentError("inner", "a Transport (tcp(), tls() …)", inner);
   if (!(header instanceof Uint8Array) || header.length === 0) {
-    throw new TypeError("proxyConnectTransport: header must be a non-empty Uint8Array (encodeProxyHeader)");
+    throw new ArgumentError("header", "a non-empty Uint8Array (from encodeProxyHeader())", header);
   }
   return new ProxyConnectTransport(inner, Uint8Array.prototype.slice.call(header));
 }

@@ -470,6 +470,28 @@ describe("backoff", () => {
   });
 });
 
+describe("scaling out: cluster and the PROXY protocol", () => {
+  test("bad arguments are refused naming them", async () => {
+    await refuses(() => sockerl.cluster(bad({ workers: 0 }), () => undefined), OptionError, "workers");
+    await refuses(() => sockerl.cluster({}, bad("main")), ArgumentError, "main");
+    await refuses(() => sockerl.encodeProxyHeader(bad({ version: 3 })), ArgumentError, "version");
+    await refuses(() => sockerl.parseProxyHeader(bad("PROXY")), ArgumentError, "bytes");
+    await refuses(() => sockerl.proxyOptions(bad({ timeoutMs: -1 })), OptionError, "proxyProtocol.timeoutMs");
+    await refuses(
+      () => sockerl.proxyTransport(bad({}), sockerl.proxyOptions(true)!, () => {}),
+      ArgumentError,
+      "inner",
+    );
+    await refuses(() => sockerl.proxyTransport(sockerl.tcp(), bad({}), () => {}), ArgumentError, "options");
+    await refuses(
+      () => sockerl.proxyTransport(sockerl.tcp(), sockerl.proxyOptions(true)!, bad(1)),
+      ArgumentError,
+      "onReject",
+    );
+    await refuses(() => sockerl.proxyConnectTransport(sockerl.tcp(), bad("PROXY")), ArgumentError, "header");
+  });
+});
+
 describe("coverage of the public surface", () => {
   test("every function exported by src/index.ts is exercised above", () => {
     const covered = new Set([
@@ -494,9 +516,17 @@ describe("coverage of the public surface", () => {
       "tls",
       "unix",
       "backoff",
+      "cluster",
+      "encodeProxyHeader",
+      "parseProxyHeader",
+      "proxyOptions",
+      "proxyTransport",
+      "proxyConnectTransport",
       // Take no argument a caller could get wrong: any value is an answer.
       "runningServers",
       "isPeerFault",
+      "workerId",
+      "proxyHeaderOf",
     ]);
     const functions = Object.entries(sockerl)
       .filter(
