@@ -21,17 +21,8 @@ import "../runtime-check.ts";
 export type { Clock, TimerHandle } from "../clock.ts";
 export { MemoryUpgradeError, PeerReadError, TestLeakError } from "../errors.ts";
 export { HandlerDriver, type HandlerDriverOptions } from "./driver.ts";
-export {
-  type ConnectOptions,
-  type ListenOptions,
-  type PeerScript,
-  ScriptedListener,
-  type Stoppable,
-  type Target,
-  TestKit,
-  type TestKitOptions,
-  testKit,
-} from "./kit.ts";
+export { type ConnectOptions, TestKit, type TestKitOptions, testKit } from "./kit.ts";
+export type { Stoppable } from "./kit-resources.ts";
 export { ManualClock } from "./manual-clock.ts";
 export { DEFAULT_WINDOW } from "./memory-transport.ts";
 export {
@@ -44,3 +35,5 @@ export {
   splitBytes,
   type WriteOptions,
 } from "./peer.ts";
+export { type ListenOptions, type PeerScript, ScriptedListener } from "./scripted-listener.ts";
+export type { Target } from "./target.ts";

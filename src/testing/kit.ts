@@ -32,6 +32,7 @@ import {
   type Transport,
 } from "../index.ts";
 import { HandlerDriver, type HandlerDriverOptions } from "./driver.ts";
+import { KitResources, type Stoppable } from "./kit-resources.ts";
 import { ManualClock, settle } from "./manual-clock.ts";
 import {
   DEFAULT_WINDOW,
@@ -40,6 +41,8 @@ import {
   memoryTransport,
 } from "./memory-transport.ts";
 import { Peer, type PeerOptions } from "./peer.ts";
+import { type ListenOptions, type PeerScript, ScriptedListener } from "./scripted-listener.ts";
+import { connectionIds, newConnection, type Target } from "./target.ts";
 
 /** Options of {@link testKit}. */
 export interface TestKitOptions {
@@ -53,9 +56,6 @@ export interface TestKitOptions {
   readonly stopTimeoutMs?: number;
 }
 
-/** Something with a port to connect to: a `Server`, a {@link ScriptedListener}, or a port number. */
-export type Target = number | { readonly port: number };
-
 /** Options of {@link TestKit.connect}. */
 export interface ConnectOptions extends PeerOptions {
   /** The peer's address as the handler sees it (`meta.remoteAddress`). @default "127.0.0.1" */
@@ -66,102 +66,8 @@ export interface ConnectOptions extends PeerOptions {
   readonly handlerWindow?: number;
 }
 
-/** What a {@link TestKit.listen} script does with each accepted peer. */
-export type PeerScript = (peer: Peer) => void | Promise<void>;
-
-/** Options of {@link TestKit.listen}. */
-export interface ListenOptions extends PeerOptions {
-  /** The memory port (0 picks one). @default 0 */
-  readonly port?: number;
-}
-
-/** A server-like target: its `connections()` lists the live connections. */
-interface Listed {
-  connections(): Array<[id: number, connection: Connection]>;
-}
-
-function isListed(target: Target): target is Target & Listed {
-  return typeof target === "object" && typeof (target as Partial<Listed>).connections === "function";
-}
-
-/** Ids of the target's connections now (undefined when it has no list). */
-export function connectionIds(target: Target): Set<number> | undefined {
-  return isListed(target) ? new Set(target.connections().map(([id]) => id)) : undefined;
-}
-
-/**
- * The connection that appeared in the target's list since `before`: a server accepts inside the
- * transport's `open`, which the memory network calls synchronously inside the dial.
- */
-export function newConnection(target: Target, before: Set<number> | undefined): Connection | undefined {
-  if (before === undefined || !isListed(target)) return undefined;
-  for (const [id, conn] of target.connections()) if (!before.has(id)) return conn;
-  return undefined;
-}
-
 /** The open kit whose manual clock is installed (one at a time). */
 let clockKit: TestKit | undefined;
-
-/** A stoppable thing the kit stops at clean-up. */
-export interface Stoppable {
-  stop(): Promise<unknown>;
-  readonly exited?: Promise<unknown>;
-}
-
-/**
- * A scripted server on the memory network, for testing connectors and pools: each connection the
- * library makes to `host:port` is a {@link Peer} handed to the script (and to {@link accept}).
- */
-export class ScriptedListener {
-  /** Host to give the library's connectors. */
-  readonly host = "127.0.0.1";
-  readonly #peers: Peer[] = [];
-  readonly #waiting: Array<(peer: Peer) => void> = [];
-  #next = 0;
-  #stop: () => void;
-  #port: number;
-
-  /** @internal Use `kit.listen()`. */
-  constructor(port: number, stop: () => void) {
-    this.#port = port;
-    this.#stop = stop;
-  }
-
-  /** The memory port. */
-  get port(): number {
-    return this.#port;
-  }
-
-  /** Every peer accepted so far, in order. */
-  get peers(): readonly Peer[] {
-    return this.#peers;
-  }
-
-  /** Resolves with the next accepted peer not yet taken by `accept()` (in accept order). */
-  accept(): Promise<Peer> {
-    const peer = this.#peers[this.#next];
-    if (peer !== undefined) {
-      this.#next++;
-      return Promise.resolve(peer);
-    }
-    return new Promise((resolve) => this.#waiting.push(resolve));
-  }
-
-  /** Stops listening (connected peers stay). Later connects fail with ECONNREFUSED. */
-  stop(): void {
-    this.#stop();
-  }
-
-  /** @internal */
-  arrived(peer: Peer): void {
-    this.#peers.push(peer);
-    const waiter = this.#waiting.shift();
-    if (waiter !== undefined) {
-      this.#next++;
-      waiter(peer);
-    }
-  }
-}
 
 /**
  * A test's memory network, clock and clean-up. Get one with {@link testKit}.
@@ -183,11 +89,8 @@ export class TestKit implements AsyncDisposable {
   readonly #network: MemoryNetwork;
   readonly #uninstall: (() => void) | undefined;
   readonly #readTimeoutMs: number;
-  readonly #started: Array<{ what: string; resource: Stoppable; ended: boolean }> = [];
+  readonly #resources: KitResources;
   readonly #peers: Peer[] = [];
-  readonly #scriptErrors: string[] = [];
-  readonly #stuck: string[] = [];
-  readonly #stopTimeoutMs: number;
   #closed = false;
 
   /** @internal Use {@link testKit}. */
@@ -213,7 +116,7 @@ export class TestKit implements AsyncDisposable {
       };
     } else this.#uninstall = undefined;
     this.#readTimeoutMs = options.readTimeoutMs ?? 2000;
-    this.#stopTimeoutMs = options.stopTimeoutMs ?? 1000;
+    this.#resources = new KitResources(options.stopTimeoutMs ?? 1000);
   }
 
   /**
@@ -356,7 +259,7 @@ export class TestKit implements AsyncDisposable {
             Promise.resolve()
               .then(() => script(peer))
               .catch((error: unknown) => {
-                this.#scriptErrors.push(
+                this.#resources.scriptFailed(
                   `the listen script on memory port ${listener.port} threw: ${error instanceof Error ? error.message : String(error)}`,
                 );
               });
@@ -404,17 +307,7 @@ export class TestKit implements AsyncDisposable {
 
   /** Stops `resource` (a server, pool or connection started some other way) at clean-up. */
   track<T extends Stoppable>(resource: T, what = "a resource"): T {
-    const entry = { what, resource, ended: false };
-    this.#started.push(entry);
-    resource.exited?.then(
-      () => {
-        entry.ended = true;
-      },
-      () => {
-        entry.ended = true;
-      },
-    );
-    return resource;
+    return this.#resources.track(resource, what);
   }
 
   /**
@@ -423,15 +316,14 @@ export class TestKit implements AsyncDisposable {
    * `listen` scripts. Empty when the test left nothing behind.
    */
   leaks(): string[] {
-    const out: string[] = [];
-    for (const e of this.#started) if (!e.ended) out.push(`${e.what} is running`);
+    const out = this.#resources.running();
     for (const [port] of this.#network.listeners()) out.push(`memory port ${port} is still listening`);
     for (const s of this.#network.openSockets()) out.push(`memory socket ${s.describe()} is open`);
     const delays = this.clock.pendingDelays();
     if (this.#uninstall !== undefined && delays.length > 0) {
       out.push(`${delays.length} library timer(s) pending, due in ${delays.join(", ")} ms`);
     }
-    out.push(...this.#scriptErrors);
+    out.push(...this.#resources.scriptErrors);
     return out;
   }
 
@@ -451,28 +343,11 @@ export class TestKit implements AsyncDisposable {
     if (this.#closed) return;
     this.#closed = true;
     try {
-      for (const e of [...this.#started].reverse()) {
-        if (e.ended) continue;
-        try {
-          // Bounded in real time: a callback that never settles would otherwise hang the clean-up.
-          const stopped = await Promise.race([
-            e.resource.stop().then(() => true),
-            Bun.sleep(this.#stopTimeoutMs).then(() => false),
-          ]);
-          if (!stopped) {
-            e.ended = true; // reported once, as stuck
-            this.#stuck.push(
-              `${e.what} did not stop within ${this.#stopTimeoutMs} ms (a callback still pending?)`,
-            );
-          } else if (e.resource.exited === undefined) e.ended = true;
-        } catch {
-          // Already gone (NoProcError) or stopping: what is left shows in the leak check.
-        }
-      }
+      await this.#resources.stopAll();
       for (const peer of this.#peers) if (!peer.isClosed) peer.reset();
       // Let resets, closes and the exits they cause run through.
       for (let i = 0; i < 3; i++) await settle();
-      const leaks = [...this.#stuck, ...this.leaks()];
+      const leaks = [...this.#resources.stuck, ...this.leaks()];
       this.#network.shutdown();
       this.clock.clear();
       if (leaks.length > 0) throw new TestLeakError(leaks);
