@@ -25,15 +25,8 @@ export { type ConnectOptions, TestKit, type TestKitOptions, testKit } from "./ki
 export type { Stoppable } from "./kit-resources.ts";
 export { ManualClock } from "./manual-clock.ts";
 export { DEFAULT_WINDOW } from "./memory-transport.ts";
-export {
-  type Bytes,
-  Peer,
-  type PeerClose,
-  type PeerOptions,
-  type ReadFraming,
-  type ReadOptions,
-  splitBytes,
-  type WriteOptions,
-} from "./peer.ts";
+export { Peer, type PeerClose, type PeerOptions } from "./peer.ts";
+export { type Bytes, splitBytes, type WriteOptions } from "./peer-bytes.ts";
+export type { ReadFraming, ReadOptions } from "./peer-reader.ts";
 export { type ListenOptions, type PeerScript, ScriptedListener } from "./scripted-listener.ts";
 export type { Target } from "./target.ts";

@@ -6,36 +6,10 @@
  *
  * @module
  */
-import { PeerReadError } from "../errors.ts";
 import type { Connection, TransportEvents } from "../index.ts";
 import type { MemorySocket } from "./memory-socket.ts";
-
-/** How {@link Peer.write} cuts its bytes into the chunks the handler's socket receives. */
-export interface WriteOptions {
-  /** Offsets to cut at: `[3, 7]` delivers bytes 0–2, 3–6 and 7–end as three chunks. */
-  readonly splitAt?: readonly number[];
-  /** Cut into chunks of this many bytes (1 = one byte per chunk). */
-  readonly chunkSize?: number;
-  /** Cut at random points from this seed (the same seed gives the same cuts), chunks of 1..`maxChunk` bytes. */
-  readonly seed?: number;
-  /** Largest chunk for `seed` splits. @default 16 */
-  readonly maxChunk?: number;
-}
-
-/** Options of one read. */
-export interface ReadOptions {
-  /** Real milliseconds to wait before failing with {@link PeerReadError} (the kit's clock does not apply). */
-  readonly timeoutMs?: number;
-}
-
-/** How the handler's side framed what it sent (for {@link Peer.readFrame}). */
-export type ReadFraming =
-  | 1
-  | 2
-  | 4
-  | "line"
-  | { readonly delimiter: string | Uint8Array }
-  | { frameLength(buffered: Uint8Array): number };
+import { type Bytes, splitBytes, toBytes, type WriteOptions } from "./peer-bytes.ts";
+import { PeerReader, type ReadFraming, type ReadOptions } from "./peer-reader.ts";
 
 /** How a peer's connection ended. */
 export interface PeerClose {
@@ -53,87 +27,6 @@ export interface PeerOptions {
   readonly autoClose?: boolean;
   /** Default real-time limit of every read. @default 2000 */
   readonly readTimeoutMs?: number;
-}
-
-/** Bytes to write or look for: a string (UTF-8) or bytes. */
-export type Bytes = string | Uint8Array;
-
-function toBytes(data: Bytes): Buffer {
-  return typeof data === "string"
-    ? Buffer.from(data, "utf8")
-    : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
-/** A small seeded PRNG (mulberry32): the same seed gives the same split points on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The chunks `bytes` is cut into for `options`. */
-export function splitBytes(bytes: Uint8Array, options: WriteOptions = {}): Uint8Array[] {
-  const n = bytes.byteLength;
-  const cuts: number[] = [];
-  if (options.splitAt !== undefined) {
-    for (const at of options.splitAt) {
-      if (!Number.isInteger(at) || at < 0 || at > n) {
-        throw new RangeError(`Expected \`splitAt\` offsets to be integers in 0..${n}, got \`${at}\``);
-      }
-      cuts.push(at);
-    }
-  } else if (options.chunkSize !== undefined) {
-    if (!Number.isInteger(options.chunkSize) || options.chunkSize < 1) {
-      throw new RangeError(`Expected \`chunkSize\` to be a positive integer, got \`${options.chunkSize}\``);
-    }
-    for (let at = options.chunkSize; at < n; at += options.chunkSize) cuts.push(at);
-  } else if (options.seed !== undefined) {
-    const max = options.maxChunk ?? 16;
-    if (!Number.isInteger(max) || max < 1) {
-      throw new RangeError(`Expected \`maxChunk\` to be a positive integer, got \`${max}\``);
-    }
-    const random = prng(options.seed);
-    for (let at = 1 + Math.floor(random() * max); at < n; at += 1 + Math.floor(random() * max)) cuts.push(at);
-  }
-  const sorted = [...new Set(cuts)].filter((c) => c > 0 && c < n).sort((a, b) => a - b);
-  const chunks: Uint8Array[] = [];
-  let from = 0;
-  for (const at of sorted) {
-    chunks.push(bytes.subarray(from, at));
-    from = at;
-  }
-  if (from < n) chunks.push(bytes.subarray(from));
-  return chunks;
-}
-
-/** Bytes for messages: printable ones quoted, others as hex. */
-function preview(bytes: Uint8Array): string {
-  const head = bytes.subarray(0, 48);
-  const printable = head.every((b) => (b >= 0x20 && b < 0x7f) || b === 0x0a || b === 0x0d || b === 0x09);
-  const shown = printable
-    ? JSON.stringify(Buffer.from(head).toString("latin1"))
-    : `<<${Buffer.from(head)
-        .toString("hex")
-        .replace(/(..)(?!$)/g, "$1 ")}>>`;
-  return bytes.byteLength > head.byteLength ? `${shown}... (${bytes.byteLength} bytes)` : shown;
-}
-
-function indexOf(haystack: Buffer, needle: Uint8Array): number {
-  return haystack.indexOf(needle);
-}
-
-interface Waiter {
-  readonly what: string;
-  /** Takes its bytes when they are there; returns true when done. */
-  attempt(): boolean;
-  /** Called when no more bytes can come. */
-  eof(): void;
-  fail(error: PeerReadError): void;
 }
 
 /**
@@ -169,17 +62,13 @@ export class Peer {
   readonly closed: Promise<PeerClose>;
   readonly #socket: MemorySocket;
   readonly #autoClose: boolean;
-  readonly #readTimeoutMs: number;
+  readonly #reader: PeerReader;
   #resolveClosed!: (close: PeerClose) => void;
-  #buffer: Buffer[] = [];
-  #buffered = 0;
-  #received = 0;
   #outbox: Uint8Array[] = [];
   #written = 0;
   #endAfterFlush = false;
   #remoteEnded = false;
   #isClosed = false;
-  #waiters: Waiter[] = [];
   #connection: Connection | undefined = undefined;
 
   /** @internal Use `kit.connect()` or `kit.listen()`. */
@@ -188,7 +77,7 @@ export class Peer {
     socket.data = this;
     if (options.window !== undefined) socket.window = options.window;
     this.#autoClose = options.autoClose ?? true;
-    this.#readTimeoutMs = options.readTimeoutMs ?? 2000;
+    this.#reader = new PeerReader(this, options.readTimeoutMs ?? 2000);
     this.closed = new Promise((resolve) => {
       this.#resolveClosed = resolve;
     });
@@ -245,12 +134,12 @@ export class Peer {
 
   /** Bytes received and not read yet. */
   get buffered(): number {
-    return this.#buffered;
+    return this.#reader.buffered;
   }
 
   /** Bytes received in all. */
   get received(): number {
-    return this.#received;
+    return this.#reader.received;
   }
 
   /** Bytes of the peer's writes the handler's socket has not taken yet (the handler side is not reading). */
@@ -307,28 +196,12 @@ export class Peer {
    * Rejects with {@link PeerReadError} on timeout or when the connection ends first.
    */
   read(length?: number, options?: ReadOptions): Promise<Buffer> {
-    const exact = length !== undefined && length > 0;
-    return this.#wait(exact ? `read(${length})` : "read()", options, () => {
-      if (exact ? this.#buffered < length : this.#buffered === 0) return undefined;
-      return this.#take(exact ? length : this.#buffered);
-    });
+    return this.#reader.read(length, options);
   }
 
   /** Reads up to and including `needle`, or the length a predicate returns (0 or less: not yet). */
   readUntil(needle: Bytes | ((buffered: Uint8Array) => number), options?: ReadOptions): Promise<Buffer> {
-    if (typeof needle === "function") {
-      return this.#wait("readUntil(predicate)", options, () => {
-        if (this.#buffered === 0) return undefined;
-        const n = needle(this.#peek());
-        return n > 0 ? this.#take(Math.min(n, this.#buffered)) : undefined;
-      });
-    }
-    const bytes = toBytes(needle);
-    return this.#wait(`readUntil(${preview(bytes)})`, options, () => {
-      if (this.#buffered < bytes.byteLength) return undefined;
-      const at = indexOf(this.#peek(), bytes);
-      return at < 0 ? undefined : this.#take(at + bytes.byteLength);
-    });
+    return this.#reader.readUntil(needle, options);
   }
 
   /**
@@ -337,24 +210,12 @@ export class Peer {
    * the frame with its delimiter, or `frameLength` bytes for a codec.
    */
   readFrame(framing: ReadFraming, options?: ReadOptions): Promise<Buffer> {
-    if (framing === "line") return this.readUntil("\n", options);
-    if (typeof framing === "object" && "delimiter" in framing)
-      return this.readUntil(framing.delimiter, options);
-    if (typeof framing === "object") return this.readUntil((b) => framing.frameLength(b), options);
-    const size = framing;
-    return this.#wait(`readFrame(${size})`, options, () => {
-      if (this.#buffered < size) return undefined;
-      const head = this.#peek();
-      const length =
-        size === 1 ? head.readUInt8(0) : size === 2 ? head.readUInt16BE(0) : head.readUInt32BE(0);
-      if (this.#buffered < size + length) return undefined;
-      return this.#take(size + length).subarray(size);
-    });
+    return this.#reader.readFrame(framing, options);
   }
 
   /** Reads everything until the handler's side ends the connection (FIN or reset). */
   readToEnd(options?: ReadOptions): Promise<Buffer> {
-    return this.#wait("readToEnd()", options, () => (this.ended ? this.#take(this.#buffered) : undefined));
+    return this.#reader.readToEnd(options);
   }
 
   /** Stops reading: bytes pile up in the window, then the handler's writes come back short (backpressure). */
@@ -410,101 +271,20 @@ export class Peer {
   }
 
   #onData(chunk: Uint8Array): void {
-    const bytes = Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.#buffer.push(bytes);
-    this.#buffered += bytes.byteLength;
-    this.#received += bytes.byteLength;
-    this.#service();
+    this.#reader.push(chunk);
   }
 
   #onEnd(): void {
     this.#remoteEnded = true;
     if (this.#socket.writeShut) this.#socket.end();
     else if (this.#autoClose) this.end();
-    this.#service();
+    this.#reader.service();
   }
 
   #onClose(error: Error | undefined): void {
     this.#isClosed = true;
     this.#outbox = [];
-    this.#service();
+    this.#reader.service();
     this.#resolveClosed({ reset: error !== undefined, error });
-  }
-
-  #peek(): Buffer {
-    if (this.#buffer.length > 1) this.#buffer = [Buffer.concat(this.#buffer, this.#buffered)];
-    return this.#buffer[0] ?? Buffer.alloc(0);
-  }
-
-  #take(n: number): Buffer {
-    const all = this.#peek();
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.#buffer = rest.byteLength > 0 ? [rest] : [];
-    this.#buffered -= n;
-    return out;
-  }
-
-  #wait(what: string, options: ReadOptions | undefined, attempt: () => Buffer | undefined): Promise<Buffer> {
-    return new Promise<Buffer>((resolve, reject) => {
-      const timeoutMs = options?.timeoutMs ?? this.#readTimeoutMs;
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const done = (): void => {
-        if (timer !== undefined) clearTimeout(timer);
-        this.#waiters = this.#waiters.filter((w) => w !== waiter);
-      };
-      const waiter: Waiter = {
-        what,
-        attempt: () => {
-          const bytes = attempt();
-          if (bytes === undefined) return false;
-          done();
-          resolve(bytes);
-          return true;
-        },
-        eof: () => {
-          done();
-          const buffered = Buffer.from(this.#peek());
-          reject(
-            new PeerReadError(
-              `peer.${what}: the connection ${this.#isClosed ? "closed" : "ended"} first, with ${buffered.byteLength} bytes buffered: ${preview(buffered)}`,
-              "closed",
-              buffered,
-            ),
-          );
-        },
-        fail: (error) => {
-          done();
-          reject(error);
-        },
-      };
-      this.#waiters.push(waiter);
-      if (timeoutMs !== Number.POSITIVE_INFINITY) {
-        timer = setTimeout(() => {
-          const buffered = Buffer.from(this.#peek());
-          waiter.fail(
-            new PeerReadError(
-              `peer.${what}: nothing matched within ${timeoutMs} ms; ${buffered.byteLength} bytes buffered: ${preview(buffered)}`,
-              "timeout",
-              buffered,
-            ),
-          );
-        }, timeoutMs);
-      }
-      this.#service();
-    });
-  }
-
-  /** Serves waiting reads in order: only the first may take bytes, so reads complete in call order. */
-  #service(): void {
-    while (this.#waiters.length > 0) {
-      const first = this.#waiters[0]!;
-      if (first.attempt()) continue;
-      if (this.ended) {
-        first.eof();
-        continue;
-      }
-      return;
-    }
   }
 }
