@@ -27,13 +27,7 @@
  */
 import { CallFrom, nextCallTag, type RequestRouter } from "../call.ts";
 import { clock, type TimerHandle } from "../clock.ts";
-import {
-  type ConnectionProcess,
-  F_PEER_ENDED,
-  F_SOCKET_CLOSED,
-  phaseOf,
-  RUNNING,
-} from "../connection/process.ts";
+import type { ConnectionProcess } from "../connection/process.ts";
 import {
   call as callProcess,
   cast as castProcess,
@@ -46,25 +40,12 @@ import {
   sendSync as sendSyncProcess,
 } from "../connection/requests.ts";
 import { viewOf } from "../connection/view.ts";
-import {
-  ArgumentError,
-  BadReturnError,
-  CallbackError,
-  NoProcError,
-  PoolFullError,
-  PoolTimeoutError,
-} from "../errors.ts";
+import { ArgumentError, NoProcError, PoolFullError, PoolTimeoutError } from "../errors.ts";
 import type { Connection, Outgoing } from "../handler.ts";
+import { ConnectorPicker, type PoolStrategy, routable } from "./pick.ts";
+import { ReadyWaiters } from "./ready-waiters.ts";
 
-/**
- * How a pool picks the connector for a request: `"round-robin"` (each live connector in turn),
- * `"least-busy"` (the one with the fewest calls in flight), or a function given the live connectors
- * and the request that returns one of them.
- */
-export type PoolStrategy =
-  | "round-robin"
-  | "least-busy"
-  | ((live: readonly Connection[], request: unknown) => Connection);
+export type { PoolStrategy } from "./pick.ts";
 
 type Kind = "call" | "cast" | "event" | "sendAsync" | "sendSync";
 
@@ -96,24 +77,20 @@ export class PoolRouter implements RequestRouter {
   readonly #views: Connection[] = [];
   readonly #settings: RouterSettings;
   readonly #name: string;
-  #next = 0;
+  readonly #picker: ConnectorPicker;
   #queue: Waiting[] = [];
   #queueHead = 0;
   /** Entries of `#queue` still waiting (timed-out ones are skipped lazily). */
   #waiting = 0;
   #stopped = false;
-  #readyWaiters: Array<{
-    count: number;
-    resolve: () => void;
-    reject: (e: Error) => void;
-    timer: TimerHandle | undefined;
-  }> = [];
+  readonly #ready = new ReadyWaiters();
   /** Casts, events and sendAsyncs dropped because they waited `waitTimeout` (no caller to tell). */
   dropped = 0;
 
   constructor(settings: RouterSettings, name: string) {
     this.#settings = settings;
     this.#name = name;
+    this.#picker = new ConnectorPicker(settings.strategy, this.live, this.#views);
   }
 
   get waiting(): number {
@@ -153,7 +130,7 @@ export class PoolRouter implements RequestRouter {
       return Promise.reject(new ArgumentError("timeoutMs", "a number >= 0 or Infinity", timeoutMs));
     }
     if (this.#stopped) return Promise.reject(new NoProcError(this.#name));
-    const p = this.#pickOrError(request);
+    const p = this.#picker.pick(request);
     if (p instanceof Error) return Promise.reject(p);
     if (p !== undefined) return callProcess(p, request, timeoutMs, this);
     if (this.#waiting >= this.#settings.maxWaiting) {
@@ -185,7 +162,7 @@ export class PoolRouter implements RequestRouter {
 
   sendSync(packet: Outgoing): Promise<void> {
     if (this.#stopped) return Promise.reject(new NoProcError(this.#name));
-    const p = this.#pickOrError(packet);
+    const p = this.#picker.pick(packet);
     if (p instanceof Error) return Promise.reject(p);
     if (p !== undefined) return sendSyncProcess(p, packet, this);
     if (!isOutgoing(packet)) {
@@ -208,7 +185,7 @@ export class PoolRouter implements RequestRouter {
 
   #fireAndForget(kind: "cast" | "event" | "sendAsync", value: unknown): void {
     if (this.#stopped) throw new NoProcError(this.#name);
-    const p = this.#pickOrError(value);
+    const p = this.#picker.pick(value);
     if (p instanceof Error) throw p;
     if (p !== undefined) {
       this.#send(p, kind, value, undefined);
@@ -257,7 +234,7 @@ export class PoolRouter implements RequestRouter {
       else if (kind === "sendSync") (extra as SendSyncRequest).reject(error);
       return;
     }
-    const p = this.#pickOrError(value);
+    const p = this.#picker.pick(value);
     if (p instanceof Error) {
       if (from !== undefined) from.fail(p);
       else if (kind === "sendSync") (extra as SendSyncRequest).reject(p);
@@ -271,61 +248,11 @@ export class PoolRouter implements RequestRouter {
     this.#wait(kind, value, extra as CallFrom | SendSyncRequest | undefined, true);
   }
 
-  // ------------------------------------------------------------------ picking
+  // ------------------------------------------------------------------ picking (strategies: pick.ts)
 
   /** Whether `p` can take a request now: running, socket open, peer not gone. */
   static routable(p: ConnectionProcess): boolean {
-    return phaseOf(p) === RUNNING && (p.flags & (F_SOCKET_CLOSED | F_PEER_ENDED)) === 0;
-  }
-
-  /** A routable connector, `undefined` when none is live, or the error a strategy function caused. */
-  #pickOrError(request: unknown): ConnectionProcess | undefined | Error {
-    const live = this.live;
-    const n = live.length;
-    if (n === 0) return undefined;
-    const strategy = this.#settings.strategy;
-    if (strategy === "round-robin") {
-      for (let tries = 0; tries < n; tries++) {
-        const p = live[this.#next++ % n]!;
-        if (PoolRouter.routable(p)) return p;
-      }
-      return undefined;
-    }
-    if (strategy === "least-busy") {
-      let best: ConnectionProcess | undefined;
-      let bestLoad = Number.POSITIVE_INFINITY;
-      // Start after the last pick so ties rotate instead of piling on the first connector.
-      const start = this.#next++;
-      for (let i = 0; i < n; i++) {
-        const p = live[(start + i) % n]!;
-        if (!PoolRouter.routable(p)) continue;
-        const load = p.rare?.calls?.size ?? 0;
-        if (load < bestLoad) {
-          best = p;
-          bestLoad = load;
-          if (load === 0) break;
-        }
-      }
-      return best;
-    }
-    const routable: Connection[] = [];
-    const processes: ConnectionProcess[] = [];
-    for (let i = 0; i < n; i++) {
-      const p = live[i]!;
-      if (!PoolRouter.routable(p)) continue;
-      routable.push(this.#views[i]!);
-      processes.push(p);
-    }
-    if (routable.length === 0) return undefined;
-    let chosen: unknown;
-    try {
-      chosen = strategy(routable, request);
-    } catch (error) {
-      return new CallbackError("strategy", error);
-    }
-    const at = routable.indexOf(chosen as Connection);
-    if (at < 0) return new BadReturnError("strategy", chosen, "one of the live connections it was given");
-    return processes[at];
+    return routable(p);
   }
 
   // ------------------------------------------------------------------ waiting
@@ -371,7 +298,7 @@ export class PoolRouter implements RequestRouter {
         queue[this.#queueHead++] = undefined as unknown as Waiting;
         continue;
       }
-      const p = this.#pickOrError(entry.value);
+      const p = this.#picker.pick(entry.value);
       if (p === undefined) break;
       queue[this.#queueHead++] = undefined as unknown as Waiting;
       this.#settle(entry);
@@ -394,33 +321,18 @@ export class PoolRouter implements RequestRouter {
   ready(count: number, timeoutMs: number): Promise<void> {
     if (this.#stopped) return Promise.reject(new NoProcError(this.#name));
     if (this.#routableCount() >= count) return Promise.resolve();
-    return new Promise((resolve, reject) => {
-      const waiter = { count, resolve, reject, timer: undefined as TimerHandle | undefined };
-      if (timeoutMs !== Number.POSITIVE_INFINITY) {
-        waiter.timer = clock.setTimeout(() => {
-          this.#readyWaiters = this.#readyWaiters.filter((w) => w !== waiter);
-          reject(new PoolTimeoutError(timeoutMs));
-        }, timeoutMs);
-      }
-      this.#readyWaiters.push(waiter);
-    });
+    return this.#ready.wait(count, timeoutMs);
   }
 
   #routableCount(): number {
     let n = 0;
-    for (const p of this.live) if (PoolRouter.routable(p)) n++;
+    for (const p of this.live) if (routable(p)) n++;
     return n;
   }
 
   #wakeReady(): void {
-    if (this.#readyWaiters.length === 0) return;
-    const live = this.#routableCount();
-    this.#readyWaiters = this.#readyWaiters.filter((w) => {
-      if (live < w.count) return true;
-      if (w.timer !== undefined) clock.clearTimeout(w.timer);
-      w.resolve();
-      return false;
-    });
+    if (this.#ready.size === 0) return;
+    this.#ready.wake(this.#routableCount());
   }
 
   /** The pool is stopping: everything waiting rejects with `NoProcError`; new requests too. */
@@ -438,11 +350,7 @@ export class PoolRouter implements RequestRouter {
       else if (entry.kind === "sendSync") (entry.extra as SendSyncRequest).reject(error);
     }
     this.#queueHead = 0;
-    for (const w of this.#readyWaiters) {
-      if (w.timer !== undefined) clock.clearTimeout(w.timer);
-      w.reject(error);
-    }
-    this.#readyWaiters = [];
+    this.#ready.rejectAll(error);
   }
 
   get stopped(): boolean {
