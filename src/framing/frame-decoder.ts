@@ -13,9 +13,11 @@
  * @module
  */
 
-import { ArgumentError, describeValue, FrameTooLargeError, FramingError } from "../errors.ts";
+import { ArgumentError, FrameTooLargeError, FramingError } from "../errors.ts";
+import { absorbInto, endsWithDelimiter, peekHeader } from "./chunk-list.ts";
 import { type Codec, delimiterBytes, isCodec } from "./codec.ts";
-import { headerSize, isPacketFraming, type PacketFraming } from "./packet-framing.ts";
+import { checkDecoderArguments, frameLengthOf } from "./decoder-checks.ts";
+import { headerSize, type PacketFraming } from "./packet-framing.ts";
 
 /** What the decoder does per frame. */
 const K_RAW = 0;
@@ -104,20 +106,7 @@ export class FrameDecoder {
    *   {@link FrameDecoder.take | take}); `Infinity` for no limit.
    */
   constructor(framing: PacketFraming, maxPacketSize: number) {
-    if (!isPacketFraming(framing)) {
-      throw new ArgumentError(
-        "framing",
-        'one of "raw", 1, 2, 4, "line", { delimiter } (non-empty) or a codec { frameLength, encode? }',
-        framing,
-      );
-    }
-    if (
-      typeof maxPacketSize !== "number" ||
-      !(maxPacketSize >= 0) ||
-      !(Number.isInteger(maxPacketSize) || maxPacketSize === Number.POSITIVE_INFINITY)
-    ) {
-      throw new ArgumentError("maxPacketSize", "a non-negative integer or Infinity", maxPacketSize);
-    }
+    checkDecoderArguments(framing, maxPacketSize);
     this.framing = framing;
     this.maxPacketSize = maxPacketSize;
     this.#hs = headerSize(framing);
@@ -251,7 +240,7 @@ export class FrameDecoder {
     let len = this.#frameLen;
     if (len < 0) {
       if (total < hs) return undefined;
-      len = this.#peekHeader(hs);
+      len = peekHeader(this.#chunks, this.#ci, this.#off, hs);
       if (len > this.maxPacketSize) throw new FrameTooLargeError(len, this.maxPacketSize);
     }
     const size = hs + len;
@@ -272,29 +261,6 @@ export class FrameDecoder {
     }
     this.#skip(hs);
     return this.#read(len);
-  }
-
-  /** Payload length from the header at the head (`hs` bytes are buffered). Does not consume it. */
-  #peekHeader(hs: number): number {
-    const chunks = this.#chunks;
-    let i = this.#ci;
-    let c = chunks[i]!;
-    let o = this.#off;
-    if (c.length - o >= hs) {
-      if (hs === 4) return c[o]! * 0x1000000 + ((c[o + 1]! << 16) | (c[o + 2]! << 8) | c[o + 3]!);
-      if (hs === 2) return (c[o]! << 8) | c[o + 1]!;
-      return c[o]!;
-    }
-    // The header spans chunks.
-    let v = 0;
-    for (let k = 0; k < hs; k++) {
-      if (o === c.length) {
-        c = chunks[++i]!;
-        o = 0;
-      }
-      v = v * 256 + c[o++]!;
-    }
-    return v;
   }
 
   /**
@@ -318,7 +284,7 @@ export class FrameDecoder {
       let p = c.indexOf(last, o);
       while (p !== -1) {
         const size = scanned + (p - o) + 1;
-        if (dl === 1 || (size >= dl && this.#endsWithDelimiter(i, p))) {
+        if (dl === 1 || (size >= dl && endsWithDelimiter(chunks, i, p, delim))) {
           if (size > max) throw new FrameTooLargeError(size, max);
           const out = this.#read(size);
           this.#sci = this.#ci;
@@ -338,25 +304,6 @@ export class FrameDecoder {
     this.#sco = 0;
     this.#scanned = scanned;
     return undefined;
-  }
-
-  /** Whether the delimiter ends at `chunks[i][p]` (its last byte is known to match; `dl` bytes are buffered up to there). */
-  #endsWithDelimiter(i: number, p: number): boolean {
-    const delim = this.#delim;
-    const chunks = this.#chunks;
-    let c = chunks[i]!;
-    let k = delim.length - 1;
-    let q = p;
-    while (k > 0) {
-      k--;
-      q--;
-      if (q < 0) {
-        c = chunks[--i]!;
-        q = c.length - 1;
-      }
-      if (c[q] !== delim[k]) return false;
-    }
-    return true;
   }
 
   /**
@@ -382,18 +329,7 @@ export class FrameDecoder {
       const off = this.#off;
       const view = off === 0 ? c : c.subarray(off);
       const have = view.length;
-      let r: number;
-      try {
-        r = codec.frameLength(view);
-      } catch (error) {
-        throw new FramingError(
-          `frameLength threw: ${error instanceof Error ? error.message : describeValue(error)}`,
-          error,
-        );
-      }
-      if (typeof r !== "number" || !Number.isInteger(r)) {
-        throw new FramingError(`frameLength returned ${describeValue(r)}, not an integer`);
-      }
+      const r = frameLengthOf(codec, view);
       if (r > 0) {
         if (r > have) throw new FramingError(`frameLength returned ${r} with ${have} bytes buffered`);
         if (r > max) throw new FrameTooLargeError(r, max);
@@ -445,27 +381,10 @@ export class FrameDecoder {
       off = 0;
     }
     const end = off + want;
-    let i = ci + 1;
-    while (w < end) {
-      const c = chunks[i]!;
-      const room = end - w;
-      if (c.length <= room) {
-        acc.set(c, w);
-        w += c.length;
-        chunks[i++] = undefined;
-      } else {
-        acc.set(c.subarray(0, room), w);
-        w += room;
-        chunks[i] = c.subarray(room);
-      }
-    }
-    // The assembly buffer becomes the head, in the slot of the last chunk it absorbed whole.
-    for (let k = ci; k < i - 1; k++) chunks[k] = undefined;
-    chunks[i - 1] = acc.subarray(0, w);
-    this.#ci = i - 1;
+    this.#ci = absorbInto(chunks, ci, acc, w, end);
     this.#off = off;
     this.#acc = acc;
-    this.#accLen = w;
+    this.#accLen = Math.max(w, end); // what absorbInto filled `acc` up to
   }
 
   /** Drops the (fully consumed) head chunk. */
