@@ -102,7 +102,8 @@ export {
 export { type ProxyOptions, proxyOptions } from "./proxy/options.ts";
 export { proxyConnectTransport, proxyTransport } from "./proxy/transport.ts";
 export { whereis } from "./registry.ts";
-export { runningServers, Server, type ServerInfo, startServer } from "./server/server.ts";
+export { runningServers, Server, type ServerInfo } from "./server/server.ts";
+export { startServer } from "./server/start.ts";
 export { SHUTDOWN_EVENT, type StopOptions } from "./shutdown.ts";
 export {
   type BackoffOptions,

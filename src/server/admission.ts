@@ -15,7 +15,7 @@
  * @module
  */
 import { release } from "../connection/lifecycle.ts";
-import { type ConnectionProcess, F_STARTED, type Totals } from "../connection/process.ts";
+import { type ConnectionProcess, F_HANDSHAKING, F_STARTED, type Totals } from "../connection/process.ts";
 import { type FdBudget, fdBudget } from "../fd-limit.ts";
 import { emit } from "../trace.ts";
 
@@ -53,6 +53,19 @@ export class Admission {
       );
     }
     return ok;
+  }
+
+  /** A TLS connection was accepted: it counts against `maxHandshakes` until its handshake is over. */
+  handshakeStarted(p: ConnectionProcess): void {
+    this.handshakes++;
+    p.flags |= F_HANDSHAKING;
+  }
+
+  /** The handshake is over (done, failed, or the connection ended): it no longer counts. */
+  handshakeDone(p: ConnectionProcess): void {
+    if ((p.flags & F_HANDSHAKING) === 0) return;
+    p.flags &= ~F_HANDSHAKING;
+    this.handshakes--;
   }
 
   /** A connection is ready for `init`: take a slot, or wait (false). Null: the waiting queue is full. */

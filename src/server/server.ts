@@ -26,7 +26,6 @@ import {
   type ConnectionSettings,
   type ConnectionSpec,
   F_ADMITTED,
-  F_HANDSHAKING,
   F_WAITING,
   P_HELD,
   rareOf,
@@ -36,8 +35,7 @@ import { viewOf } from "../connection/view.ts";
 import { serverListenChannel, serverStopChannel } from "../diagnostics.ts";
 import { ArgumentError, CallbackError } from "../errors.ts";
 import type { Connection, ExitReason, Handler, ListenerInfo } from "../handler.ts";
-import type { CheckedActions, Encoding, PacketFor, UnlessIgnored } from "../handler-check.ts";
-import { type AcceptorMode, handlerArgument, portArgument, type ServerOptions } from "../options.ts";
+import type { AcceptorMode, ServerOptions } from "../options.ts";
 import { register, unregister } from "../registry.ts";
 import { drainThenShutdown, Ending, type StopOptions } from "../shutdown.ts";
 import type { RestartPlan } from "../supervisor.ts";
@@ -248,10 +246,7 @@ export class Server<S = unknown, I = unknown> {
     }
     const hold = !this.#ready || acceptor.mode === "sleep";
     this.#conns.add(conn);
-    if (secure) {
-      admission.handshakes++;
-      conn.flags |= F_HANDSHAKING;
-    }
+    if (secure) admission.handshakeStarted(conn);
     // Traced before attach: a synchronous init runs (and may fail) inside it.
     if (!hold && acceptor.dbg !== undefined) {
       acceptor.trace(`gave socket ${peerName(socket)} to connection handler <${conn.id}>`);
@@ -262,7 +257,7 @@ export class Server<S = unknown, I = unknown> {
 
   /** A connection is ready for `init` (its TLS handshake done): a slot, or the waiting queue. */
   #admit(child: ConnectionProcess): boolean {
-    this.#handshakeDone(child);
+    this.#admission.handshakeDone(child);
     const admitted = this.#admission.admit(child);
     if (admitted === null) {
       abort(child); // the waiting queue is full: reset at once
@@ -286,7 +281,7 @@ export class Server<S = unknown, I = unknown> {
   }
 
   #childExited(child: ConnectionProcess, reason: ExitReason, started: boolean): void {
-    this.#handshakeDone(child); // ended during its handshake
+    this.#admission.handshakeDone(child); // ended during its handshake
     this.#admission.ended(child, (child.flags & F_ADMITTED) !== 0);
     if (this.#ending.stopping) return;
     if (!started) {
@@ -297,13 +292,6 @@ export class Server<S = unknown, I = unknown> {
     const decision = this.#plan.decide(this.#plan.track(), reason, child.id);
     // Server connections cannot restart (their socket is gone): restart and wait mean delete.
     if (decision.action === "stop") void this.#end(decision.reason);
-  }
-
-  /** The child's TLS handshake is over (done or failed): it no longer counts against `maxHandshakes`. */
-  #handshakeDone(child: ConnectionProcess): void {
-    if ((child.flags & F_HANDSHAKING) === 0) return;
-    child.flags &= ~F_HANDSHAKING;
-    this.#admission.handshakes--;
   }
 
   // ---------------------------------------------------------------- public API
@@ -439,44 +427,4 @@ export class Server<S = unknown, I = unknown> {
     await drainThenShutdown(children, drainMs);
     if (serverStopChannel.hasSubscribers) serverStopChannel.publish({ server: this, reason });
   }
-}
-
-/**
- * Starts a server on `port` (0 picks a free one; read `server.port`). Resolves once listening, or to
- * `undefined` when `listenInit` returns `"ignore"`.
- *
- * Written as an object literal (or with `satisfies Handler<S>`), the handler is checked more
- * closely than `Handler<S>` alone can: its state type is inferred from `init`, its packets are
- * `string` with `encoding: "utf8"` and `Uint8Array` otherwise, an action with an unknown field
- * (`{ sned: p }`) is a compile error, and the result has no `undefined` unless `listenInit` can
- * return `"ignore"`.
- *
- * @example
- * const server = await startServer(
- *   { init: () => ({ state: 0 }), handlePacket: (p, n) => ({ state: n + 1, send: p }) },
- *   undefined, 0, { hostname: "127.0.0.1" },
- * );
- * console.log(server.port);
- */
-export function startServer<
-  S = undefined,
-  I = unknown,
-  E extends Encoding | undefined = undefined,
-  T = Handler<S, I, PacketFor<E>>,
->(
-  handler: Handler<S, I, PacketFor<E>> & T & NoInfer<CheckedActions<T>>,
-  init: I,
-  port: number,
-  options?: ServerOptions & { encoding?: E },
-): Promise<UnlessIgnored<T, "listenInit", Server<S, I>>>;
-export async function startServer<S, I>(
-  handler: Handler<S, I>,
-  init: I,
-  port: number,
-  options?: ServerOptions,
-): Promise<Server<S, I> | undefined> {
-  handlerArgument(handler);
-  const checkedPort = portArgument(port);
-  const server = new Server<S, I>(handler, init, options);
-  return (await server.listen(checkedPort)) ? server : undefined;
 }
