@@ -174,7 +174,7 @@ describe("server and connection channels", () => {
     server.resume();
     await Promise.all([server.stop(), server.stop()]);
     const listen = {
-      channel: "sockerl:server:listen",
+      channel: "sockerl:server:listen" as const,
       message: { server, port: server.port, hostname: "127.0.0.1", transport: "tcp" },
     };
     expect(log.items).toEqual([
