@@ -12,7 +12,7 @@
  *
  * @module
  */
-import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
@@ -74,4 +74,51 @@ for (const entry of readdirSync(dist, { recursive: true, withFileTypes: true }))
   if (fixed !== text) writeFileSync(path, fixed);
   files++;
 }
-console.log(`build: dist/ written (${files} declaration files)`);
+// Names a declaration imports or re-exports from a module whose declaration no longer has them:
+// members marked `@internal` there (`export { cpuQuota } from "./settings.ts"`, kept for tests).
+// Dropping them keeps the published types consistent; a name still used would be reported by the
+// consumer check as a missing name, which is a real leak of an internal type.
+const namedList = /^(import|export)( type)? \{([^}]*)\} from "(\.\.?\/[^"]+)\.js";$/gm;
+let dropped = 0;
+// A declaration file's text with the files it re-exports with `export *`, where the names may be.
+const declaredTexts = new Map<string, string>();
+function declaredText(file: string): string {
+  const known = declaredTexts.get(file);
+  if (known !== undefined) return known;
+  declaredTexts.set(file, ""); // a cycle of `export *` adds nothing
+  let text = readFileSync(file, "utf8");
+  for (const [, from] of text.matchAll(/^export \* from "(\.\.?\/[^"]+)\.js";$/gm)) {
+    const target = join(file, "..", `${from}.d.ts`);
+    if (existsSync(target)) text += declaredText(target);
+  }
+  declaredTexts.set(file, text);
+  return text;
+}
+for (const entry of readdirSync(dist, { recursive: true, withFileTypes: true })) {
+  if (!entry.isFile() || !entry.name.endsWith(".d.ts")) continue;
+  const path = join(entry.parentPath, entry.name);
+  const text = readFileSync(path, "utf8");
+  const fixed = text.replace(
+    namedList,
+    (statement, kind: string, typeOnly = "", list: string, from: string) => {
+      const target = join(entry.parentPath, `${from}.d.ts`);
+      if (!existsSync(target)) return statement;
+      const declared = declaredText(target);
+      const names = list
+        .split(",")
+        .map((name) => name.trim())
+        .filter((name) => name !== "");
+      const kept = names.filter((name) => {
+        const local = name.replace(/^type\s+/, "").split(/\s+as\s+/)[0] ?? name;
+        return new RegExp(`\\b${local}\\b`).test(declared);
+      });
+      dropped += names.length - kept.length;
+      if (process.env.BUILD_DEBUG)
+        for (const name of names.filter((n) => !kept.includes(n))) console.log(`dropped ${name} in ${path}`);
+      if (kept.length === names.length) return statement;
+      return kept.length === 0 ? "" : `${kind}${typeOnly} { ${kept.join(", ")} } from "${from}.js";`;
+    },
+  );
+  if (fixed !== text) writeFileSync(path, fixed);
+}
+console.log(`build: dist/ written (${files} declaration files, ${dropped} stripped names dropped)`);
