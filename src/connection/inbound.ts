@@ -10,7 +10,7 @@
 import { FrameDecoder } from "../framing/framing.ts";
 import type { Packet } from "../handler.ts";
 import { dispatchPacket } from "./dispatch.ts";
-import { run } from "./mailbox.ts";
+import { markBytesArrived, run } from "./mailbox.ts";
 import {
   type ConnectionProcess,
   EXITING,
@@ -45,6 +45,7 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
   }
   if (phaseOf(p) >= EXITING) return; // closing: what the peer sends now is discarded
   const decoder = p.decoder ?? borrowDecoder(p);
+  if (decoder.empty && p.mailbox !== undefined) markBytesArrived(p);
   decoder.push(chunk);
   if ((p.flags & F_WAITING) !== 0) {
     // Waiting for a slot: keep reading (so a peer that leaves is noticed) up to a bound.

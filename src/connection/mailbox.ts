@@ -109,6 +109,7 @@ export function run(p: ConnectionProcess): void {
       if (head > 1024 && head * 2 > events.length) {
         mailbox.events = events.slice(head + 1);
         mailbox.head = 0;
+        if (mailbox.bytesAfter >= 0) mailbox.bytesAfter = Math.max(0, mailbox.bytesAfter - head - 1);
       }
     }
     dispatchEvent(p, event.kind, event.value, event.extra);
@@ -118,14 +119,24 @@ export function run(p: ConnectionProcess): void {
 
 /**
  * Whether the next mailbox event goes before the buffered bytes: a stop (server shutdown) always
- * does; in passive mode one event goes between reads (SockErl's loop), so a backlog handled by a slow
- * handler never starves calls, casts and timeouts. A disconnect always waits for the buffered bytes.
+ * does; so do events posted before those bytes arrived (one arrival order for the socket and the
+ * mailbox); in passive mode one event goes between reads (SockErl's loop), so a backlog handled by a
+ * slow handler never starves calls, casts and timeouts. A disconnect always waits for the buffered bytes.
  */
 function eventFirst(p: ConnectionProcess): boolean {
   const mailbox = p.mailbox;
   if (mailbox === undefined) return false;
   const kind = mailbox.events[mailbox.head]!.kind;
-  return kind === E_STOP || ((p.flags & F_EVENT_TURN) !== 0 && kind !== E_DISCONNECT);
+  if (kind === E_STOP) return true;
+  if (kind === E_DISCONNECT) return false;
+  // Events posted before the buffered bytes arrived go first (arrival order); then the passive turn.
+  return mailbox.head < mailbox.bytesAfter || (p.flags & F_EVENT_TURN) !== 0;
+}
+
+/** Bytes arrive while events are queued: those events were first, and are served first. */
+export function markBytesArrived(p: ConnectionProcess): void {
+  const mailbox = p.mailbox;
+  if (mailbox !== undefined && mailbox.bytesAfter < 0) mailbox.bytesAfter = mailbox.events.length;
 }
 
 /** Nothing left to do: drop an empty decoder, read again, and arm the passive receive timeout. */

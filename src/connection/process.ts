@@ -326,6 +326,11 @@ export class MailboxEvent {
 export class Mailbox {
   events: MailboxEvent[];
   head = 0;
+  /**
+   * Arrival order across the socket and the mailbox: the events before this index were posted before
+   * the bytes now buffered arrived, so they go first (-1: no bytes arrived behind queued events).
+   */
+  bytesAfter = -1;
   constructor(first: MailboxEvent) {
     this.events = [first];
   }

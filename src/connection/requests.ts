@@ -197,18 +197,23 @@ export function rerouteQueued(p: ConnectionProcess): void {
   const kept: MailboxEvent[] = [];
   const events = mailbox.events;
   let moved = false;
+  let keptBeforeBytes = 0;
   for (let i = mailbox.head; i < events.length; i++) {
     const event = events[i]!;
     if (isRouted(event)) {
       moved = true;
       rerouteOrFail(p, event);
-    } else kept.push(event);
+    } else {
+      kept.push(event);
+      if (i < mailbox.bytesAfter) keptBeforeBytes++;
+    }
   }
   if (!moved) return;
   if (kept.length === 0) p.mailbox = undefined;
   else {
     mailbox.events = kept;
     mailbox.head = 0;
+    if (mailbox.bytesAfter >= 0) mailbox.bytesAfter = keptBeforeBytes;
   }
 }
 

@@ -125,11 +125,10 @@ test("a cast that waits holds back the packets behind it", async () => {
   expect(log).toEqual(["cast:wait", "packet:p", "call:sync"]);
 });
 
-// Known deviation, found with the kit: bytes the connection reads while a callback is pending are
-// handled before mailbox events posted earlier (packet p2 below jumps ahead of cast c1 and event
-// e1), where "events queue in arrival order" says c1, e1, p2. Marked failing until the connection
-// keeps one arrival order across the socket and the mailbox.
-test.failing("what arrives while a callback is pending is handled in arrival order across packets and casts", async () => {
+// Found with the kit: bytes the connection reads while a callback is pending used to be handled
+// before mailbox events posted earlier (packet p2 jumped ahead of cast c1 and event e1). The
+// connection now keeps one arrival order across the socket and the mailbox.
+test("what arrives while a callback is pending is handled in arrival order across packets and casts", async () => {
   await using kit = testKit();
   const { handler, log, release } = logging();
   const server = await kit.startServer(handler, undefined);
