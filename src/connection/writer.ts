@@ -88,6 +88,21 @@ export function sendChecked(p: ConnectionProcess, out: unknown): Error | undefin
 function sendOne(p: ConnectionProcess, packet: unknown): Error | undefined {
   const settings = p.spec.settings;
   const framing = settings.framing;
+  // The hot case (an echo): raw bytes inside a socket event, nothing corked or queued yet, no tracing:
+  // the bytes are the cork, written as they are when the event is handled.
+  if (
+    framing === "raw" &&
+    packet instanceof Uint8Array &&
+    p.cork === undefined &&
+    p.out === undefined &&
+    (p.flags & F_CORKED) !== 0 &&
+    (p.rare === undefined || p.rare.dbg === undefined) &&
+    packet.length <= settings.highWaterMark &&
+    packet.length <= settings.maxQueuedBytes
+  ) {
+    if (packet.length !== 0) p.cork = packet;
+    return undefined;
+  }
   let item = packet;
   // A codec may turn what the handler sends into bytes (`packet: { frameLength, encode }`).
   const encode =
