@@ -183,8 +183,10 @@ describe("cluster (fixture app, 2 workers)", () => {
     console.log(
       `cluster: plan ${plan}: SIGKILL → replacement seen after ${Math.round(replacedMs)} ms; ${results.length} sequential connects, failures: ${JSON.stringify(failures)}`,
     );
-    // One connect at a time: at most the one that sat in the dead worker's accept queue is lost.
-    expect(failures.length).toBeLessThanOrEqual(1);
+    // One connect at a time: at most the one the dead worker was serving and one that landed in its
+    // accept queue as it died (SO_REUSEPORT had hashed it there) are lost; every later one is served.
+    expect(failures.length).toBeLessThanOrEqual(2);
+    expect(results.slice(-20).every((r) => typeof r === "number")).toBe(true);
     expect(alive(pid)).toBe(false);
   });
 
