@@ -21,12 +21,16 @@
  *    two actions, `{ send: [a, b] }` (two sends written as one buffer), with an idle `timeout` set
  *    (the lazy timer: events only stamp a time), and with `packet: 4` framing.
  *
+ * 3. **The testing kit's driver** (`sockerl/testing`): the same echo driven the way users benchmark
+ *    their handlers, next to the bare memory transport.
+ *
  * Run: `bun bench/hot-path.bench.ts [--filter <regex>] [--json]`.
  */
 import { join } from "node:path";
 import { bench, do_not_optimize, group, run, summary } from "mitata";
 import type { Action, Handler } from "../src/index.ts";
 import * as shipped from "../src/index.ts";
+import { testKit } from "../src/testing/index.ts";
 import { type Library, type MemoryConnection, memoryConnection } from "./memory-socket.ts";
 
 // --- the two builds -------------------------------------------------------------------------------
@@ -161,6 +165,15 @@ group("action application per shape (64 B packet)", () => {
   for (const [name, c, packet] of shapes) bench(name, () => do_not_optimize(c.feed(packet)));
 });
 
+// The same 64 B echo through the testing kit's driver (sockerl/testing), the way users benchmark
+// their own handlers: it must cost what the bare memory transport above costs.
+const kit = testKit({ clock: false });
+const driven = await kit.driver(echo, undefined);
+for (let i = 0; i < 50_000; i++) driven.push(chunk);
+group("the testing kit's driver (64 B echo, src as shipped)", () => {
+  bench("kit.driver(echo).push(chunk)", () => do_not_optimize(driven.push(chunk)));
+});
+
 const at = process.argv.indexOf("--filter");
 const pattern = at === -1 ? undefined : process.argv[at + 1];
 await run({
@@ -168,4 +181,5 @@ await run({
   ...(process.argv.includes("--json") ? { format: "json" as const } : {}),
 });
 await Promise.all(open.map((c) => c.stop()));
+await kit.close();
 process.exit(0); // the idle-timeout shape's timer would keep the process up
