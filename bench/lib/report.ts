@@ -296,7 +296,7 @@ export function render(rec: Recorded, write: boolean): void {
     "",
     "Written by `bun bench/run.ts` (see [README.md](README.md)); rerun it to refresh this file.",
     "",
-    `- Date: ${rec.date}`,
+    `- Date: ${rec.date.replace(/\s+/g, " ")}`, // `date` pads single-digit days; the formatter does not
     `- Bun ${rec.bun}, Linux ${rec.kernel}, nproc ${rec.nproc} (${rec.cpuModel})`,
     `- ${rec.pin}; ${rec.reps} repetitions × ${rec.dur} s (+${rec.warm} s warm-up) per cell and server, ` +
       "interleaved cell by cell",
