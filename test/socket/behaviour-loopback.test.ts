@@ -1,5 +1,5 @@
 /**
- * Invariant: the shared behaviour table (test/shared/behaviour-table.ts) gives the same results on
+ * Invariant: the shared behaviour table (test/common/behaviour-table.ts) gives the same results on
  * real loopback TCP as on the testing kit's memory transport (test/unit/behaviour-memory.test.ts).
  * Here it runs on 127.0.0.1 port 0 with a plain Bun.connect client; timers run in real time.
  */
@@ -13,7 +13,7 @@ import {
   startServer,
 } from "../../src/index.ts";
 import { splitBytes, type WriteOptions } from "../../src/testing/index.ts";
-import { CASES, type Harness, REPEAT, type TablePeer } from "../shared/behaviour-table.ts";
+import { CASES, type Harness, REPEAT, type TablePeer } from "../common/behaviour-table.ts";
 
 const READ_TIMEOUT_MS = 3000;
 

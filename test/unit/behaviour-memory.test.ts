@@ -1,5 +1,5 @@
 /**
- * Invariant: the shared behaviour table (test/shared/behaviour-table.ts) gives the same results on
+ * Invariant: the shared behaviour table (test/common/behaviour-table.ts) gives the same results on
  * the testing kit's memory transport as on loopback TCP (test/socket/behaviour-loopback.test.ts).
  * Here it runs on memory, timers on the kit's manual clock.
  */
@@ -7,7 +7,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import type { Connection, Handler, Server, ServerOptions } from "../../src/index.ts";
 import { type TestKit, testKit } from "../../src/testing/index.ts";
-import { CASES, type Harness, REPEAT, type TablePeer } from "../shared/behaviour-table.ts";
+import { CASES, type Harness, REPEAT, type TablePeer } from "../common/behaviour-table.ts";
 
 function memoryHarness(kit: TestKit): Harness {
   return {
