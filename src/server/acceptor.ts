@@ -93,6 +93,21 @@ export function sharedMode(
   return acceptors.every((a) => a.mode === first) ? first : acceptors.map((a) => [a.index, a.mode]);
 }
 
+/** The acceptor's trace line for an accepted socket (and its statistics). */
+export function traceAccepted(acceptor: Acceptor, socket: TransportSocket): void {
+  if (acceptor.dbg?.counters !== undefined) acceptor.dbg.counters.accepted++;
+  acceptor.trace(`accepted socket ${peerName(socket)}`);
+}
+
+/** The acceptor's trace line for a socket handed to its connection process. */
+export function traceGiven(
+  acceptor: Acceptor,
+  socket: TransportSocket | undefined,
+  conn: ConnectionProcess,
+): void {
+  acceptor.trace(`gave socket ${peerName(socket)} to connection handler <${conn.id}>`);
+}
+
 /** The acceptor's trace line for a connection that never started (ignored, or failed to start). */
 export function traceStartFailure(acceptor: Acceptor, child: ConnectionProcess, reason: ExitReason): void {
   if (acceptor.dbg === undefined) return;

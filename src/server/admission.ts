@@ -14,7 +14,7 @@
  *
  * @module
  */
-import { release } from "../connection/lifecycle.ts";
+import { abort, release } from "../connection/lifecycle.ts";
 import { type ConnectionProcess, F_HANDSHAKING, F_STARTED, type Totals } from "../connection/process.ts";
 import { type FdBudget, fdBudget } from "../fd-limit.ts";
 import { emit } from "../trace.ts";
@@ -66,6 +66,20 @@ export class Admission {
     if ((p.flags & F_HANDSHAKING) === 0) return;
     p.flags &= ~F_HANDSHAKING;
     this.handshakes--;
+  }
+
+  /**
+   * The owner hook for a connection ready for `init` (its TLS handshake done): true with a slot, false
+   * when it waits, or false after a reset when the waiting queue is full.
+   */
+  ready(p: ConnectionProcess): boolean {
+    this.handshakeDone(p);
+    const admitted = this.admit(p);
+    if (admitted === null) {
+      abort(p); // the waiting queue is full: reset at once
+      return false;
+    }
+    return admitted;
   }
 
   /** A connection is ready for `init`: take a slot, or wait (false). Null: the waiting queue is full. */

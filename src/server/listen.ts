@@ -69,6 +69,13 @@ export function bindAcceptors(acceptors: readonly Acceptor[], request: BindReque
   return port;
 }
 
+/** Sockets the listeners hold before handing them over (SNI sniffing, PROXY headers). */
+export function pendingSockets(acceptors: readonly Acceptor[]): number {
+  let n = 0;
+  for (const a of acceptors) n += a.listener?.pendingSockets ?? 0;
+  return n;
+}
+
 /** Stops every acceptor's listener (the port is released; connections stay). */
 export function closeListeners(acceptors: readonly Acceptor[]): void {
   for (const acceptor of acceptors) {

@@ -19,7 +19,7 @@
  */
 import { ChildList } from "../child-list.ts";
 import { pausedFor } from "../connection/inbound.ts";
-import { abort, attach, isAlive, release } from "../connection/lifecycle.ts";
+import { attach, isAlive, release } from "../connection/lifecycle.ts";
 import {
   type ConnectionOwner,
   ConnectionProcess,
@@ -41,12 +41,19 @@ import { drainThenShutdown, Ending, type StopOptions } from "../shutdown.ts";
 import type { RestartPlan } from "../supervisor.ts";
 import { type DebugOption, debugStateFor } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
-import { Acceptor, peerName, setAllModes, sharedMode, traceStartFailure } from "./acceptor.ts";
+import {
+  Acceptor,
+  setAllModes,
+  sharedMode,
+  traceAccepted,
+  traceGiven,
+  traceStartFailure,
+} from "./acceptor.ts";
 import { Admission, type ServerInfo } from "./admission.ts";
 
 export type { ServerInfo };
 
-import { bindAcceptors, closeListeners, listenInitArgument } from "./listen.ts";
+import { bindAcceptors, closeListeners, listenInitArgument, pendingSockets } from "./listen.ts";
 import { serverConfig } from "./options.ts";
 import { proxyHeaderFor, serverTransport } from "./proxy-protocol.ts";
 
@@ -117,7 +124,7 @@ export class Server<S = unknown, I = unknown> {
       childLeaving: (child) => this.#conns.delete(child),
       childExited: (child, reason, started) => this.#childExited(child, reason, started),
       channelInfo: () => ({ server: this }),
-      admit: (child) => this.#admit(child),
+      admit: (child) => this.#admission.ready(child),
       socketClosed: () => {
         this.#admission.sockets--;
       },
@@ -132,47 +139,39 @@ export class Server<S = unknown, I = unknown> {
   /** @internal Binds every acceptor and runs `listenInit`. Returns false for "ignore". */
   async listen(port: number): Promise<boolean> {
     this.#bind(port);
-    if (this.#handler.listenInit !== undefined) {
-      const info: ListenerInfo = {
-        port: this.#port,
-        hostname: this.hostname,
-        transport: this.#transport.name,
-      };
-      let result: unknown;
-      try {
-        result = await this.#handler.listenInit(this.#init, info);
-      } catch (error) {
-        this.#closeListeners();
-        throw new CallbackError("listenInit", error);
-      }
-      if (result === "ignore") {
+    try {
+      if (!(await this.#listenInit())) {
         this.#closeListeners();
         return false;
       }
-      if (result !== undefined) {
-        let next: { init: unknown };
-        try {
-          next = listenInitArgument(result);
-        } catch (error) {
-          this.#closeListeners();
-          throw error;
-        }
-        this.#init = next.init as I;
-        this.#spec = undefined;
-      }
-    }
-    if (this.name !== undefined) {
-      try {
-        register(this.name, this);
-      } catch (error) {
-        this.#closeListeners();
-        throw error;
-      }
+      if (this.name !== undefined) register(this.name, this);
+    } catch (error) {
+      this.#closeListeners(); // a failed start releases the port
+      throw error;
     }
     this.#ready = true;
     running.add(this as Server<unknown, unknown>);
     this.#published();
     for (const acceptor of this.#acceptors) if (acceptor.mode === "accept") this.serveHeld(acceptor);
+    return true;
+  }
+
+  /** Runs `listenInit` (if any): false for "ignore"; `{ init }` replaces the init argument. */
+  async #listenInit(): Promise<boolean> {
+    const handler = this.#handler;
+    if (handler.listenInit === undefined) return true;
+    const info: ListenerInfo = { port: this.#port, hostname: this.hostname, transport: this.#transport.name };
+    let result: unknown;
+    try {
+      result = await handler.listenInit(this.#init, info);
+    } catch (error) {
+      throw new CallbackError("listenInit", error);
+    }
+    if (result === "ignore") return false;
+    if (result !== undefined) {
+      this.#init = listenInitArgument(result).init as I;
+      this.#spec = undefined;
+    }
     return true;
   }
 
@@ -201,14 +200,7 @@ export class Server<S = unknown, I = unknown> {
 
   /** The open-file guard: whether one more socket may be held (listeners call it for sockets they hold). */
   readonly #keepSocket = (): boolean =>
-    this.#admission.keep(this.#pendingSockets(), () => this.name ?? `<${this.#port}>`);
-
-  /** Sockets listeners hold before handing them over (SNI sniffing, PROXY headers). */
-  #pendingSockets(): number {
-    let n = 0;
-    for (const a of this.#acceptors) n += a.listener?.pendingSockets ?? 0;
-    return n;
-  }
+    this.#admission.keep(pendingSockets(this.#acceptors), () => this.name ?? `<${this.#port}>`);
 
   /** @internal A socket arrived at `acceptor`. */
   accept(acceptor: Acceptor, socket: TransportSocket): void {
@@ -240,30 +232,16 @@ export class Server<S = unknown, I = unknown> {
       if (proxy !== undefined) rareOf(conn).proxy = proxy;
     }
     if (acceptor.dbg !== undefined) {
-      if (acceptor.dbg.counters !== undefined) acceptor.dbg.counters.accepted++;
-      acceptor.trace(`accepted socket ${peerName(socket)}`);
+      traceAccepted(acceptor, socket);
       (this.#tracedBy ??= new WeakMap()).set(conn, acceptor);
     }
     const hold = !this.#ready || acceptor.mode === "sleep";
     this.#conns.add(conn);
     if (secure) admission.handshakeStarted(conn);
     // Traced before attach: a synchronous init runs (and may fail) inside it.
-    if (!hold && acceptor.dbg !== undefined) {
-      acceptor.trace(`gave socket ${peerName(socket)} to connection handler <${conn.id}>`);
-    }
+    if (!hold && acceptor.dbg !== undefined) traceGiven(acceptor, socket, conn);
     attach(conn, socket, hold);
     if (hold) acceptor.held.push(conn);
-  }
-
-  /** A connection is ready for `init` (its TLS handshake done): a slot, or the waiting queue. */
-  #admit(child: ConnectionProcess): boolean {
-    this.#admission.handshakeDone(child);
-    const admitted = this.#admission.admit(child);
-    if (admitted === null) {
-      abort(child); // the waiting queue is full: reset at once
-      return false;
-    }
-    return admitted;
   }
 
   /** @internal Serves connections held by a sleeping acceptor, in arrival order. */
@@ -273,9 +251,7 @@ export class Server<S = unknown, I = unknown> {
     acceptor.held = [];
     for (const conn of held) {
       if (!isAlive(conn)) continue;
-      if (acceptor.dbg !== undefined) {
-        acceptor.trace(`gave socket ${peerName(conn.socket)} to connection handler <${conn.id}>`);
-      }
+      if (acceptor.dbg !== undefined) traceGiven(acceptor, conn.socket, conn);
       release(conn);
     }
   }
