@@ -182,6 +182,17 @@ export function parseDebugOptions(option: string, value: unknown): readonly Debu
   return value as DebugOption[];
 }
 
+/** `options` with `option` switched on or off (for connections started later: `sys` on a group). */
+export function withDebugOption(
+  options: readonly DebugOption[],
+  option: DebugOption,
+  on: boolean,
+): DebugOption[] {
+  const debug = options.filter((o) => o !== option);
+  if (on) debug.push(option);
+  return debug;
+}
+
 /** Builds the debug state for a list of options, or undefined when the list is empty. */
 export function debugStateFor(options: readonly DebugOption[]): DebugState | undefined {
   if (options.length === 0) return undefined;

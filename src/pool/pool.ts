@@ -29,7 +29,7 @@ import { milliseconds, portArgument, positiveInteger } from "../options.ts";
 import { unregister } from "../registry.ts";
 import { drainThenShutdown, Ending, type StopOptions } from "../shutdown.ts";
 import type { PlanTrack, RestartPlan } from "../supervisor.ts";
-import type { DebugOption } from "../trace.ts";
+import { type DebugOption, withDebugOption } from "../trace.ts";
 import { PoolRouter, type RouterSettings } from "./router.ts";
 
 /** What {@link Pool.info} reports. */
@@ -173,8 +173,7 @@ export class Pool<S = unknown, I = unknown> {
 
   /** @internal Switches a debug option for connectors (re)started from now on (sys on a whole pool). */
   setConnectorDebug(option: DebugOption, on: boolean): void {
-    const debug = this.#base.settings.debug.filter((o) => o !== option);
-    if (on) debug.push(option);
+    const debug = withDebugOption(this.#base.settings.debug, option, on);
     this.#base = { ...this.#base, settings: { ...this.#base.settings, debug } };
     for (const slot of this.#slots.values()) slot.spec = { ...slot.spec, settings: this.#base.settings };
   }

@@ -16,6 +16,7 @@
  */
 import { abort, release } from "../connection/lifecycle.ts";
 import { type ConnectionProcess, F_HANDSHAKING, F_STARTED, type Totals } from "../connection/process.ts";
+import { ArgumentError } from "../errors.ts";
 import { type FdBudget, fdBudget } from "../fd-limit.ts";
 import { emit } from "../trace.ts";
 
@@ -117,6 +118,15 @@ export class Admission {
       bytesIn: c.bytesIn,
       bytesOut: c.bytesOut,
     };
+  }
+
+  /** `server.setMaxConnections(n)`: a positive integer or Infinity; raising it serves who waits now. */
+  setMaxConnections(n: number): void {
+    if (n !== Number.POSITIVE_INFINITY && (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)) {
+      throw new ArgumentError("maxConnections", "a positive integer or Infinity", n);
+    }
+    this.maxConnections = n;
+    this.serveWaiting();
   }
 
   /** Serves waiting connections while slots are free (after an end, or a raised `maxConnections`). */

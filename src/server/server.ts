@@ -33,13 +33,13 @@ import {
 } from "../connection/process.ts";
 import { viewOf } from "../connection/view.ts";
 import { serverListenChannel, serverStopChannel } from "../diagnostics.ts";
-import { ArgumentError, CallbackError } from "../errors.ts";
+import { CallbackError } from "../errors.ts";
 import type { Connection, ExitReason, Handler, ListenerInfo } from "../handler.ts";
 import type { AcceptorMode, ServerOptions } from "../options.ts";
 import { register, unregister } from "../registry.ts";
 import { drainThenShutdown, Ending, type StopOptions } from "../shutdown.ts";
 import type { RestartPlan } from "../supervisor.ts";
-import { type DebugOption, debugStateFor } from "../trace.ts";
+import { type DebugOption, debugStateFor, withDebugOption } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
 import {
   Acceptor,
@@ -337,11 +337,7 @@ export class Server<S = unknown, I = unknown> {
    * lets running connections finish (new ones wait until the count is under the new limit).
    */
   setMaxConnections(n: number): void {
-    if (n !== Number.POSITIVE_INFINITY && (typeof n !== "number" || !Number.isSafeInteger(n) || n < 1)) {
-      throw new ArgumentError("maxConnections", "a positive integer or Infinity", n);
-    }
-    this.#admission.maxConnections = n;
-    this.#admission.serveWaiting();
+    this.#admission.setMaxConnections(n);
   }
 
   /**
@@ -370,9 +366,7 @@ export class Server<S = unknown, I = unknown> {
 
   /** @internal Switches a debug option for connections accepted from now on (sys on a whole server). */
   setConnectorDebug(option: DebugOption, on: boolean): void {
-    const debug = this.#settings.debug.filter((o) => o !== option);
-    if (on) debug.push(option);
-    this.#settings = { ...this.#settings, debug };
+    this.#settings = { ...this.#settings, debug: withDebugOption(this.#settings.debug, option, on) };
     this.#spec = undefined;
   }
 
