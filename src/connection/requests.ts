@@ -156,38 +156,44 @@ export function sendAsync(p: ConnectionProcess, packet: Outgoing, router?: Reque
  * (then the caller fails it).
  */
 export function rerouteOrFail(p: ConnectionProcess, event: MailboxEvent): boolean {
+  if (event.kind === E_CALL) {
+    const from = event.extra as CallFrom;
+    if (!from.pending) return true;
+    if (from.router === undefined) {
+      from.fail(new NoProcError(p.id));
+      return false;
+    }
+    p.rare?.calls?.delete(from);
+  }
+  const router = routerOf(event);
+  if (router === undefined) return false;
+  const extra = event.kind === E_CALL || event.kind === E_SEND_SYNC ? event.extra : undefined;
+  router.reroute(ROUTED_KINDS[event.kind]!, event.value, extra);
+  return true;
+}
+
+/** What a router is told a request was, by mailbox event kind. */
+const ROUTED_KINDS: Partial<Record<number, "call" | "cast" | "event" | "sendAsync" | "sendSync">> = {
+  [E_CALL]: "call",
+  [E_CAST]: "cast",
+  [E_EVENT]: "event",
+  [E_SEND_ASYNC]: "sendAsync",
+  [E_SEND_SYNC]: "sendSync",
+};
+
+/** The router a queued request came with (a pool), or undefined for a direct one. */
+function routerOf(event: MailboxEvent): RequestRouter | undefined {
   switch (event.kind) {
-    case E_CALL: {
-      const from = event.extra as CallFrom;
-      if (!from.pending) return true;
-      if (from.router === undefined) {
-        from.fail(new NoProcError(p.id));
-        return false;
-      }
-      p.rare?.calls?.delete(from);
-      from.router.reroute("call", event.value, from);
-      return true;
-    }
-    case E_SEND_SYNC: {
-      const request = event.extra as SendSyncRequest;
-      if (request.router === undefined) return false;
-      request.router.reroute("sendSync", event.value, request);
-      return true;
-    }
+    case E_CALL:
+      return (event.extra as CallFrom).router;
+    case E_SEND_SYNC:
+      return (event.extra as SendSyncRequest).router;
     case E_CAST:
     case E_EVENT:
-    case E_SEND_ASYNC: {
-      const router = event.extra as RequestRouter | undefined;
-      if (router === undefined) return false;
-      router.reroute(
-        event.kind === E_CAST ? "cast" : event.kind === E_EVENT ? "event" : "sendAsync",
-        event.value,
-        undefined,
-      );
-      return true;
-    }
+    case E_SEND_ASYNC:
+      return event.extra as RequestRouter | undefined;
   }
-  return false;
+  return undefined;
 }
 
 /** The socket is gone: routed requests still queued go back to their pool now (packets stay first). */
@@ -200,7 +206,7 @@ export function rerouteQueued(p: ConnectionProcess): void {
   let keptBeforeBytes = 0;
   for (let i = mailbox.head; i < events.length; i++) {
     const event = events[i]!;
-    if (isRouted(event)) {
+    if (routerOf(event) !== undefined) {
       moved = true;
       rerouteOrFail(p, event);
     } else {
@@ -215,20 +221,6 @@ export function rerouteQueued(p: ConnectionProcess): void {
     mailbox.head = 0;
     if (mailbox.bytesAfter >= 0) mailbox.bytesAfter = keptBeforeBytes;
   }
-}
-
-function isRouted(event: MailboxEvent): boolean {
-  switch (event.kind) {
-    case E_CALL:
-      return (event.extra as CallFrom).router !== undefined;
-    case E_SEND_SYNC:
-      return (event.extra as SendSyncRequest).router !== undefined;
-    case E_CAST:
-    case E_EVENT:
-    case E_SEND_ASYNC:
-      return event.extra !== undefined;
-  }
-  return false;
 }
 
 /**
