@@ -8,61 +8,19 @@
 // Correct otherwise: partial frames are kept (views: Bun hands each data callback a fresh
 // buffer), and what write() did not take is kept and
 // flushed from drain(), with later replies queued behind it.
-// (a module, so the servers' top-level names do not clash when type-checked together)
-export {};
+import { concat, framedServer, send } from "./raw-framed.ts";
 
 const port = Number(process.argv[2] ?? 9000);
 
-interface State {
-  out: Uint8Array | undefined;
-  partial: Uint8Array | undefined;
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const c = new Uint8Array(a.length + b.length);
-  c.set(a, 0);
-  c.set(b, a.length);
-  return c;
-}
-
-function send(s: Bun.Socket<State>, bytes: Uint8Array): void {
+framedServer(port, (s, chunk) => {
   const st = s.data;
-  if (st.out !== undefined) {
-    st.out = concat(st.out, bytes);
-    return;
+  const buf = st.partial === undefined ? chunk : concat(st.partial, chunk);
+  let i = 0;
+  while (i + 4 <= buf.length) {
+    const n = ((buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!) >>> 0;
+    if (i + 4 + n > buf.length) break;
+    send(s, buf.subarray(i, i + 4 + n)); // one reply, one write
+    i += 4 + n;
   }
-  const w = Math.max(s.write(bytes), 0);
-  if (w < bytes.length) st.out = bytes.subarray(w);
-}
-
-const listener = Bun.listen<State>({
-  hostname: "127.0.0.1",
-  port,
-  socket: {
-    open(s) {
-      s.data = { out: undefined, partial: undefined };
-    },
-    data(s, chunk) {
-      const st = s.data;
-      const buf = st.partial === undefined ? chunk : concat(st.partial, chunk);
-      let i = 0;
-      while (i + 4 <= buf.length) {
-        const n = ((buf[i]! << 24) | (buf[i + 1]! << 16) | (buf[i + 2]! << 8) | buf[i + 3]!) >>> 0;
-        if (i + 4 + n > buf.length) break;
-        send(s, buf.subarray(i, i + 4 + n)); // one reply, one write
-        i += 4 + n;
-      }
-      st.partial = i === buf.length ? undefined : buf.subarray(i);
-    },
-    drain(s) {
-      const st = s.data;
-      const out = st.out;
-      if (out === undefined) return;
-      st.out = undefined;
-      send(s, out);
-    },
-  },
+  st.partial = i === buf.length ? undefined : buf.subarray(i);
 });
-
-// the bound port: PORT 0 picks a free one (the tests use that)
-console.log(`ready port=${listener.port}`);
