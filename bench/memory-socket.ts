@@ -18,6 +18,7 @@ import type {
   TransportListener,
   TransportSocket,
 } from "../src/index.ts";
+import { COPIES_WRITES } from "../src/transport/bun-options.ts";
 
 /** The library's public API: the module as shipped (`src/index.ts`) or a build of it. */
 export type Library = typeof Sockerl;
@@ -58,6 +59,8 @@ export function memorySocket(): MemorySocket {
 export class MemoryTransport implements Transport {
   readonly name = "memory";
   readonly secure = false;
+  /** Its sockets keep nothing they are given (like Bun's), so the library's production write path runs. */
+  readonly [COPIES_WRITES] = true;
   #request: ListenRequest | undefined;
 
   listen(request: ListenRequest): TransportListener {

@@ -10,6 +10,7 @@ import { clock } from "../clock.ts";
 import { BadReturnError, CallbackError, SendOverflowError } from "../errors.ts";
 import { formatTerm, TRACING } from "../trace.ts";
 import { apply } from "./actions.ts";
+import { flushNow } from "./cork.ts";
 import { packetOf } from "./inbound.ts";
 import { exit, trace } from "./lifecycle.ts";
 import { run } from "./mailbox.ts";
@@ -45,7 +46,7 @@ import {
 } from "./process.ts";
 import type { SendSyncRequest, SysRequest } from "./requests.ts";
 import { clearSrTimer } from "./timers.ts";
-import { flushNow, sendChecked, whenFlushed } from "./writer.ts";
+import { sendChecked, whenFlushed } from "./writer.ts";
 
 /** A packet (frame, passive read or raw chunk) to `handlePacket`. */
 export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {

@@ -9,6 +9,7 @@
  */
 import { FrameDecoder } from "../framing/framing.ts";
 import type { Packet } from "../handler.ts";
+import { beginCork, endCork } from "./cork.ts";
 import { dispatchPacket } from "./dispatch.ts";
 import { markBytesArrived, run } from "./mailbox.ts";
 import {
@@ -25,7 +26,6 @@ import {
   phaseOf,
   rareOf,
 } from "./process.ts";
-import { beginCork, endCork } from "./writer.ts";
 
 const textDecoder = new TextDecoder();
 

@@ -20,6 +20,7 @@ import type { ExitReason } from "../handler.ts";
 import { emit, formatTerm, TRACING } from "../trace.ts";
 import type { TransportSocket } from "../transport/transport.ts";
 import { apply } from "./actions.ts";
+import { beginCork, endCork, flushNow } from "./cork.ts";
 import { eventDone, isThenable } from "./dispatch.ts";
 import { setPause } from "./inbound.ts";
 import { run, takeAll } from "./mailbox.ts";
@@ -60,7 +61,6 @@ import {
 import { rerouteOrFail, type SendSyncRequest, type SysRequest } from "./requests.ts";
 import { armCloseTimer, armHandshakeTimer, clearProcessTimers, handshakeTimerArmed } from "./timers.ts";
 import { viewOf } from "./view.ts";
-import { beginCork, endCork, flushNow } from "./writer.ts";
 
 /** Attaches an accepted or connected socket; the process starts unless `hold` (sleeping acceptor, no slot). */
 export function attach(p: ConnectionProcess, socket: TransportSocket, hold: boolean): void {

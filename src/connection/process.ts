@@ -9,7 +9,8 @@
  *   mailbox.ts    the mailbox (calls, casts, events, timeouts) and the run loop that serves it
  *   dispatch.ts   one event through its callback; sync and async results; failures
  *   actions.ts    validate and apply one returned action, in the contract's field order
- *   writer.ts     send, auto-cork, the outbound queue, highWaterMark, maxQueuedBytes, drain
+ *   writer.ts     send: check and encode packets; the outbound queue, highWaterMark, maxQueuedBytes, drain
+ *   cork.ts       auto-cork: a callback's sends (or a turn's) merged into one write
  *   timers.ts     idle / srtimeout / handshake / send / close timers (made on first use)
  *   upgrade.ts    transport swap (STARTTLS)
  *   lifecycle.ts  start (init), exit (terminate, report), graceful close of the socket
@@ -59,9 +60,9 @@ import {
 import type { OutboundQueue } from "../outbound.ts";
 import { type DebugOption, type DebugState, debugStateFor } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
+import type { CorkList } from "./cork.ts";
 import type { IdleTimer, Timers } from "./timers.ts";
 import type { ConnectionView } from "./view.ts";
-import type { CorkList } from "./writer.ts";
 
 /** Settings shared by the connections of one server, pool or connector (validated at start). */
 export interface ConnectionSettings {

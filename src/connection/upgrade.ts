@@ -13,12 +13,13 @@
 import { BadReturnError, TlsHandshakeError } from "../errors.ts";
 import { TRACING } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
+import { flushNow } from "./cork.ts";
 import { DETACHED, EVENTS } from "./events.ts";
 import { exit, trace } from "./lifecycle.ts";
 import { run } from "./mailbox.ts";
 import { type ConnectionProcess, F_WRITE_HELD, G_UPGRADING, rareOf } from "./process.ts";
 import { armHandshakeTimer } from "./timers.ts";
-import { enqueue, flushNow, flushQueue, takeAfterUpgrade, takeQueued } from "./writer.ts";
+import { enqueue, flushQueue, takeAfterUpgrade, takeQueued } from "./writer.ts";
 
 /** The `transport` action: swap now, or once the plain bytes already queued are written. */
 export function swapTransport(p: ConnectionProcess, next: Transport): Error | undefined {

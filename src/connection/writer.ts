@@ -1,13 +1,8 @@
 /**
  * Sending. Bun's `write()` has no buffer (what the kernel does not take is dropped), so bytes the kernel
- * refuses wait in the connection's {@link OutboundQueue} and go out on `drain`.
- *
- * Auto-cork: inside a socket event, everything the connection's callbacks send collects in `cork` and
- * goes out as one write when the event is handled (a chunk of 16 pipelined requests, handled one
- * callback each, is answered by one write). Sends made anywhere else (a call from another connection,
- * a timer, a promise that settled) are collected the same way until the end of the current turn of the
- * event loop: one microtask flushes every connection that has bytes corked, before the loop waits for
- * I/O again, so batching adds no latency.
+ * refuses wait in the connection's {@link OutboundQueue} and go out on `drain`. What callbacks send is
+ * first corked (cork.ts: one write per event or per turn of the event loop); this module checks and
+ * encodes each packet, and owns the socket side: writes, the queue, drain.
  *
  * Bounds: above `highWaterMark` queued bytes the connection stops reading (and handling buffered
  * packets) until the queue falls to half of it, then `handleDrain` runs; a send that would take the
@@ -17,10 +12,11 @@
  */
 
 import { BadReturnError, SendOverflowError } from "../errors.ts";
-import { checkPrefixed, encodeFrame, type PacketFraming, writePrefix } from "../framing/framing.ts";
+import { checkPrefixed, encodeFrame, type PacketFraming } from "../framing/framing.ts";
 import type { Outgoing } from "../handler.ts";
 import { FLUSH_CLOSED, FLUSH_EMPTY, OutboundQueue } from "../outbound.ts";
 import { formatTerm, TRACING } from "../trace.ts";
+import { CORK_MAX, CorkList, corkFramed, prefixOf, scheduleFlush, writeCork } from "./cork.ts";
 import { pausedFor, setPause } from "./inbound.ts";
 import { finishClose, trace } from "./lifecycle.ts";
 import { post, run } from "./mailbox.ts";
@@ -33,7 +29,6 @@ import {
   E_DRAIN,
   F_CORKED,
   F_DRAIN_WANTED,
-  F_FLUSH_SCHEDULED,
   F_SOCKET_CLOSED,
   F_WRITE_HELD,
   P_HWM,
@@ -46,30 +41,6 @@ import { doUpgrade } from "./upgrade.ts";
 
 /** Strings are sent as UTF-8 (TextEncoder is ~3x cheaper than Buffer.from for short strings). */
 const textEncoder = new TextEncoder();
-
-/**
- * Several corked payloads, written as one buffer. With a 1/2/4-byte length prefix the payloads are
- * kept as sent and `bytes` counts their headers too: the headers are written straight into the merged
- * buffer, so pipelined frames cost no allocation each.
- */
-export class CorkList {
-  readonly chunks: Uint8Array[];
-  /** Bytes on the wire, headers included. */
-  bytes: number;
-  constructor(first: Uint8Array, second: Uint8Array, headerBytes: number) {
-    this.chunks = [first, second];
-    this.bytes = first.length + second.length + 2 * headerBytes;
-  }
-}
-
-/** The length-prefix size of the connection's framing (1, 2 or 4), or 0. */
-function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
-  const framing = p.spec.settings.framing;
-  return typeof framing === "number" ? framing : 0;
-}
-
-/** Corked bytes beyond this are written at once (a loop of big sends must not build one huge buffer). */
-const CORK_MAX = 256 * 1024;
 
 const PACKET_RULE = "a packet must be a string, ArrayBufferView or ArrayBuffer";
 
@@ -101,6 +72,17 @@ function sendOne(p: ConnectionProcess, packet: unknown): Error | undefined {
     packet.length <= settings.maxQueuedBytes
   ) {
     if (packet.length !== 0) p.cork = packet;
+    return undefined;
+  }
+  // The hot case of framed protocols: bytes inside a socket event with nothing queued, under every
+  // bound. The header (1/2/4) is written at merge, and a line or delimiter frame is the payload itself.
+  if (
+    packet instanceof Uint8Array &&
+    p.out === undefined &&
+    (p.flags & F_CORKED) !== 0 &&
+    (p.rare === undefined || p.rare.dbg === undefined) &&
+    corkFramed(p, packet, framing)
+  ) {
     return undefined;
   }
   let item = packet;
@@ -190,78 +172,33 @@ export function queuedBytes(p: ConnectionProcess): number {
   return corked + (p.out?.bytes ?? 0);
 }
 
-// ---------------------------------------------------------------- auto-cork
-
-/** Connections with a flush scheduled for the end of this turn. */
-let pending: ConnectionProcess[] = [];
-
-function flushPending(): void {
-  const list = pending;
-  pending = [];
-  for (const p of list) {
-    if ((p.flags & F_FLUSH_SCHEDULED) === 0) continue; // flushed earlier (sendSync, close, upgrade)
-    p.flags &= ~(F_CORKED | F_FLUSH_SCHEDULED);
-    writeCork(p);
-  }
+/** Whether a write would go straight to the socket (nothing queued, held, or waiting for an upgrade). */
+export function writableNow(p: ConnectionProcess): boolean {
+  const out = p.out;
+  return (
+    p.socket !== undefined &&
+    (p.flags & F_WRITE_HELD) === 0 &&
+    (out === undefined || out.empty) &&
+    p.rare?.pendingUpgrade === undefined
+  );
 }
 
-function scheduleFlush(p: ConnectionProcess): void {
-  p.flags |= F_CORKED | F_FLUSH_SCHEDULED;
-  if (pending.push(p) === 1) queueMicrotask(flushPending);
-}
-
-/** A socket event begins: sends collect until {@link endCork}. Returns false when already corked. */
-export function beginCork(p: ConnectionProcess): boolean {
-  if ((p.flags & F_CORKED) !== 0) return false;
-  p.flags |= F_CORKED;
-  return true;
-}
-
-/** The socket event is handled: write what its callbacks sent, as one write. */
-export function endCork(p: ConnectionProcess): void {
-  p.flags &= ~F_CORKED;
-  if (p.cork !== undefined) writeCork(p);
-}
-
-/** Writes the corked bytes now and stops corking (before a close, an upgrade, a `sendSync`). */
-export function flushNow(p: ConnectionProcess): void {
-  p.flags &= ~(F_CORKED | F_FLUSH_SCHEDULED);
-  if (p.cork !== undefined) writeCork(p);
-}
-
-function writeCork(p: ConnectionProcess): void {
-  const cork = p.cork;
-  if (cork === undefined) return;
-  p.cork = undefined;
-  const hs = prefixOf(p);
-  if (!(cork instanceof CorkList)) {
-    if (hs === 0) {
-      write(p, cork);
-      return;
-    }
-    const framed = Buffer.allocUnsafe(hs + cork.length);
-    writePrefix(framed, 0, hs, cork.length);
-    framed.set(cork, hs);
-    write(p, framed);
+/** Writes the first `length` bytes of the shared merge buffer; what the kernel leaves is copied into the queue. */
+export function writeShared(p: ConnectionProcess, merged: Buffer, length: number): void {
+  const n = p.socket!.write(merged, 0, length);
+  if (n > 0) p.spec.totals.bytesOut += n;
+  if (n === length) return;
+  if (n < 0) {
+    socketGone(p);
     return;
   }
-  const merged = Buffer.allocUnsafe(cork.bytes);
-  let at = 0;
-  for (const c of cork.chunks) {
-    if (hs !== 0) {
-      writePrefix(merged, at, hs, c.length);
-      at += hs;
-    }
-    merged.set(c, at);
-    at += c.length;
-  }
-  write(p, merged);
+  queueRest(p, Buffer.from(merged.subarray(n, length)), n);
 }
 
 // ---------------------------------------------------------------- the socket
 
 /** Writes `bytes` now, or queues them behind what is already queued (or held for a handshake). */
-function write(p: ConnectionProcess, bytes: Uint8Array): void {
+export function write(p: ConnectionProcess, bytes: Uint8Array): void {
   const rare = p.rare;
   if (rare?.pendingUpgrade !== undefined) {
     // Sent after a transport swap that waits for the plain bytes to drain: for the new transport.
@@ -284,10 +221,16 @@ function write(p: ConnectionProcess, bytes: Uint8Array): void {
     socketGone(p);
     return;
   }
+  queueRest(p, n === 0 ? bytes : bytes.subarray(n), n);
+}
+
+/** A short write: `rest` waits in the queue for `drain` (`taken` bytes went to the kernel). */
+function queueRest(p: ConnectionProcess, rest: Uint8Array, taken: number): void {
+  let out = p.out;
   if (out === undefined) out = p.out = new OutboundQueue();
-  out.enqueued += n;
-  out.flushed += n;
-  out.push(n === 0 ? bytes : bytes.subarray(n));
+  out.enqueued += taken;
+  out.flushed += taken;
+  out.push(rest);
   queued(p, out);
 }
 

@@ -29,6 +29,13 @@ export type Endpoint =
  */
 export const TAKES_FD: unique symbol = Symbol("sockerl.takesFd");
 
+/**
+ * Marks a transport whose sockets copy what `write` takes before it returns (Bun's sockets: the kernel
+ * or the TLS layer has the bytes), so the library may reuse the buffer it wrote from. A transport that
+ * keeps a reference to written bytes (a user's, the testing kit's) must not carry it.
+ */
+export const COPIES_WRITES: unique symbol = Symbol("sockerl.copiesWrites");
+
 /** A connect request that may carry a connected descriptor (for transports marked {@link TAKES_FD}). */
 export interface FdConnectRequest {
   readonly fd?: number | undefined;

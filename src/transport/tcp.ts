@@ -5,7 +5,7 @@
  */
 import { ArgumentError, OptionError } from "../errors.ts";
 import { booleanOption } from "../validate.ts";
-import { bunConnect, bunListen, type FdConnectRequest, TAKES_FD } from "./bun-options.ts";
+import { bunConnect, bunListen, COPIES_WRITES, type FdConnectRequest, TAKES_FD } from "./bun-options.ts";
 import type {
   ConnectRequest,
   ListenRequest,
@@ -24,6 +24,7 @@ class TcpTransport implements Transport {
   readonly name = "tcp";
   readonly secure = false;
   readonly [TAKES_FD] = true;
+  readonly [COPIES_WRITES] = true;
   readonly #ipv6Only: boolean;
 
   constructor(options: TcpOptions) {

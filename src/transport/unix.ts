@@ -12,7 +12,7 @@
 import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { OptionError } from "../errors.ts";
-import { bunConnect, bunListen } from "./bun-options.ts";
+import { bunConnect, bunListen, COPIES_WRITES } from "./bun-options.ts";
 import type {
   ConnectRequest,
   ListenRequest,
@@ -27,6 +27,7 @@ const listening = new Set<string>();
 class UnixTransport implements Transport {
   readonly name = "unix";
   readonly secure = false;
+  readonly [COPIES_WRITES] = true;
   readonly path: string;
 
   constructor(path: string) {

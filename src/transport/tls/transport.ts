@@ -31,6 +31,7 @@ import {
   bunConnect,
   bunHandlers,
   bunListen,
+  COPIES_WRITES,
   type FdConnectRequest,
   TAKES_FD,
   type UpgradableSocket,
@@ -51,6 +52,7 @@ class TlsTransport implements Transport, CertificateChooser {
   readonly name = "tls";
   readonly secure = true;
   readonly [TAKES_FD] = true;
+  readonly [COPIES_WRITES] = true;
   readonly #options: ParsedTls;
 
   constructor(options: TlsOptions) {

@@ -1,0 +1,173 @@
+/**
+ * Auto-cork: inside a socket event, everything the connection's callbacks send collects in `p.cork` and
+ * goes out as one write when the event is handled (a chunk of 16 pipelined requests, handled one
+ * callback each, is answered by one write). Sends made anywhere else (a call from another connection,
+ * a timer, a promise that settled) are collected the same way until the end of the current turn of the
+ * event loop: one microtask flushes every connection that has bytes corked, before the loop waits for
+ * I/O again, so batching adds no latency.
+ *
+ * Several corked payloads are merged into one buffer at the end, length prefixes written in place. A
+ * merge that goes straight to a socket that copies what it takes (Bun's) reuses one shared buffer, so
+ * answering a pipelined batch allocates nothing but the packets themselves.
+ *
+ * @module
+ */
+import type { PacketFraming } from "../framing/framing.ts";
+import { writePrefix } from "../framing/framing.ts";
+import { COPIES_WRITES } from "../transport/bun-options.ts";
+import { type ConnectionProcess, F_CORKED, F_FLUSH_SCHEDULED } from "./process.ts";
+import { writableNow, write, writeShared } from "./writer.ts";
+/**
+ * Several corked payloads, written as one buffer. With a 1/2/4-byte length prefix the payloads are
+ * kept as sent and `bytes` counts their headers too: the headers are written straight into the merged
+ * buffer, so pipelined frames cost no allocation each.
+ */
+export class CorkList {
+  readonly chunks: Uint8Array[];
+  /** Bytes on the wire, headers included. */
+  bytes: number;
+  constructor(first: Uint8Array, second: Uint8Array, headerBytes: number) {
+    this.chunks = [first, second];
+    this.bytes = first.length + second.length + 2 * headerBytes;
+  }
+}
+
+/** The length-prefix size of the connection's framing (1, 2 or 4), or 0. */
+export function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
+  const framing = p.spec.settings.framing;
+  return typeof framing === "number" ? framing : 0;
+}
+
+/** Corked bytes beyond this are written at once (a loop of big sends must not build one huge buffer). */
+export const CORK_MAX = 256 * 1024;
+
+/**
+ * Corks one frame when nothing needs the general path: a 1/2/4 prefix or a line/delimiter framing, a
+ * size the framing allows, and a cork that stays under `CORK_MAX`, `highWaterMark` and
+ * `maxQueuedBytes`. Returns false (nothing done) otherwise: {@link sendBytes} then decides.
+ */
+export function corkFramed(p: ConnectionProcess, bytes: Uint8Array, framing: PacketFraming): boolean {
+  const settings = p.spec.settings;
+  const size = bytes.length;
+  if (size > settings.maxPacketSize) return false;
+  let hs = 0;
+  if (typeof framing === "number") {
+    if (size > PREFIX_LIMIT[framing]!) return false;
+    hs = framing;
+  } else if (typeof framing === "object" && "frameLength" in framing)
+    return false; // a codec
+  else if (framing === "raw" || size === 0) return false;
+  const cork = p.cork;
+  const wire = size + hs;
+  const corked =
+    cork === undefined ? wire : cork instanceof CorkList ? cork.bytes + wire : cork.length + hs + wire;
+  if (corked > CORK_MAX || corked > settings.highWaterMark || corked > settings.maxQueuedBytes) return false;
+  if (cork === undefined) p.cork = bytes;
+  else if (cork instanceof CorkList) {
+    cork.chunks.push(bytes);
+    cork.bytes = corked;
+  } else p.cork = new CorkList(cork, bytes, hs);
+  return true;
+}
+
+/** Largest payload a 1, 2 or 4-byte length prefix announces (by prefix size). */
+const PREFIX_LIMIT = [0, 0xff, 0xffff, 0, 0xffffffff];
+
+/** Connections with a flush scheduled for the end of this turn. */
+let pending: ConnectionProcess[] = [];
+
+function flushPending(): void {
+  const list = pending;
+  pending = [];
+  for (const p of list) {
+    if ((p.flags & F_FLUSH_SCHEDULED) === 0) continue; // flushed earlier (sendSync, close, upgrade)
+    p.flags &= ~(F_CORKED | F_FLUSH_SCHEDULED);
+    writeCork(p);
+  }
+}
+
+/** A send outside a socket event: cork it, and flush at the end of this turn (one microtask for all). */
+export function scheduleFlush(p: ConnectionProcess): void {
+  p.flags |= F_CORKED | F_FLUSH_SCHEDULED;
+  if (pending.push(p) === 1) queueMicrotask(flushPending);
+}
+
+/** A socket event begins: sends collect until {@link endCork}. Returns false when already corked. */
+export function beginCork(p: ConnectionProcess): boolean {
+  if ((p.flags & F_CORKED) !== 0) return false;
+  p.flags |= F_CORKED;
+  return true;
+}
+
+/** The socket event is handled: write what its callbacks sent, as one write. */
+export function endCork(p: ConnectionProcess): void {
+  p.flags &= ~F_CORKED;
+  if (p.cork !== undefined) writeCork(p);
+}
+
+/** Writes the corked bytes now and stops corking (before a close, an upgrade, a `sendSync`). */
+export function flushNow(p: ConnectionProcess): void {
+  p.flags &= ~(F_CORKED | F_FLUSH_SCHEDULED);
+  if (p.cork !== undefined) writeCork(p);
+}
+
+/** Writes what is corked as one buffer (length prefixes written in place), and empties the cork. */
+export function writeCork(p: ConnectionProcess): void {
+  const cork = p.cork;
+  if (cork === undefined) return;
+  p.cork = undefined;
+  const hs = prefixOf(p);
+  if (!(cork instanceof CorkList)) {
+    if (hs === 0) {
+      write(p, cork);
+      return;
+    }
+    const framed = Buffer.allocUnsafe(hs + cork.length);
+    writePrefix(framed, 0, hs, cork.length);
+    framed.set(cork, hs);
+    write(p, framed);
+    return;
+  }
+  const total = cork.bytes;
+  // Straight to the kernel (the common case): merged into the shared buffer, which the kernel copies
+  // from, so a pipelined batch costs no allocation. Bytes that must wait get a buffer of their own.
+  const direct = total <= MERGE_MAX && copiesWrites(p) && writableNow(p);
+  const merged = direct ? mergeBuffer(total) : Buffer.allocUnsafe(total);
+  const chunks = cork.chunks;
+  let at = 0;
+  for (let i = 0; i < chunks.length; i++) {
+    const c = chunks[i]!;
+    const n = c.length;
+    if (hs === 4) {
+      merged[at] = n >>> 24;
+      merged[at + 1] = (n >>> 16) & 0xff;
+      merged[at + 2] = (n >>> 8) & 0xff;
+      merged[at + 3] = n & 0xff;
+      at += 4;
+    } else if (hs !== 0) {
+      writePrefix(merged, at, hs, n);
+      at += hs;
+    }
+    merged.set(c, at);
+    at += n;
+  }
+  if (direct) writeShared(p, merged, total);
+  else write(p, merged);
+}
+
+/** Largest batch merged into the shared buffer (bigger ones are rare and get their own). */
+const MERGE_MAX = 64 * 1024;
+let shared: Buffer | undefined;
+
+/** The shared merge buffer, at least `size` bytes (grown by doubling, up to {@link MERGE_MAX}). */
+function mergeBuffer(size: number): Buffer {
+  if (shared === undefined || shared.length < size) {
+    shared = Buffer.allocUnsafe(Math.min(MERGE_MAX, Math.max(4096, 2 ** Math.ceil(Math.log2(size)))));
+  }
+  return shared;
+}
+
+/** Whether the connection's transport copies written bytes (so the shared merge buffer may be reused). */
+function copiesWrites(p: ConnectionProcess): boolean {
+  return (p.spec.transport as { [COPIES_WRITES]?: boolean })[COPIES_WRITES] === true;
+}

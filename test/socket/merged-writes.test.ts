@@ -1,0 +1,123 @@
+/**
+ * Invariant: the replies to pipelined frames, merged into one write (auto-cork; over TCP through one
+ * shared buffer the kernel copies from), reach the peer intact and in order when the kernel takes only
+ * part of a write: the rest is copied into the connection's queue before the buffer serves the next
+ * merge. A client that stops reading makes every merged write short; when it reads again, every reply
+ * must be the frame it answers, byte for byte. The same holds for `{ delimiter }` framing, and for
+ * many connections whose merges take turns with the one buffer: a peer that stops reading holds the
+ * rest of a short merged write in its queue while another peer's merges reuse the buffer.
+ */
+
+import { afterEach, expect, test } from "bun:test";
+import type { Handler } from "../../src/index.ts";
+import { frame4, RawClient, unframe4 } from "../helpers/client.ts";
+import { cleanup, startTestServer } from "../helpers/server.ts";
+
+afterEach(cleanup);
+
+/** Payload `i` of a run: its index, then bytes that differ per index and position. */
+function payload(i: number, size: number): Buffer {
+  const b = Buffer.alloc(size);
+  b.writeUInt32BE(i, 0);
+  for (let k = 4; k < size; k++) b[k] = (i * 31 + k * 7) & 0xff;
+  return b;
+}
+
+const echo: Handler<undefined> = { init: () => undefined, handlePacket: (packet) => ({ send: packet }) };
+
+/** Writes `count` frames, `perWrite` to one write (one chunk, so one merge of as many replies). */
+function pipeline(client: RawClient, count: number, perWrite: number, encode: (i: number) => Buffer): void {
+  for (let i = 0; i < count; i += perWrite) {
+    const parts: Buffer[] = [];
+    for (let j = i; j < Math.min(count, i + perWrite); j++) parts.push(encode(j));
+    client.write(Buffer.concat(parts));
+  }
+}
+
+test("packet: 4 — replies merged into short writes arrive whole and in order once the peer reads", async () => {
+  const server = await startTestServer(echo, undefined, { packet: 4 });
+  const client = await RawClient.connect(server.port, { paused: true });
+  const count = 3000;
+  const size = 1000;
+  // ~3 MB of replies to a client that does not read: the kernel's buffers fill, writes come up short.
+  pipeline(client, count, 16, (i) => frame4(payload(i, size)));
+  await Bun.sleep(50);
+  client.resume();
+  await client.waitForBytes(count * (4 + size), 10_000);
+  const frames = unframe4(client.bytes());
+  expect(frames.length).toBe(count);
+  for (let i = 0; i < count; i++) {
+    if (!frames[i]!.equals(payload(i, size))) throw new Error(`reply ${i} differs from its frame`);
+  }
+}, 15_000);
+
+test("{ delimiter } — merged line replies survive short writes", async () => {
+  const server = await startTestServer(echo, undefined, { packet: { delimiter: "\r\n" } });
+  const client = await RawClient.connect(server.port, { paused: true });
+  const count = 2000;
+  const line = (i: number): Buffer => Buffer.from(`${i}:${"x".repeat(900 + (i % 50))}\r\n`);
+  pipeline(client, count, 16, line);
+  await Bun.sleep(50);
+  client.resume();
+  const expected = Buffer.concat(Array.from({ length: count }, (_, i) => line(i)));
+  await client.waitForBytes(expected.length, 10_000);
+  expect(client.bytes().equals(expected)).toBe(true);
+}, 15_000);
+
+test("many connections take turns with the merge buffer: each peer gets its own replies", async () => {
+  const server = await startTestServer(echo, undefined, { packet: 4 });
+  const clients = await Promise.all(
+    Array.from({ length: 8 }, () => RawClient.connect(server.port, { paused: true })),
+  );
+  const count = 600;
+  const size = 700;
+  clients.forEach((client, c) => {
+    pipeline(client, count, 12, (i) => frame4(payload(c * 10_000 + i, size)));
+  });
+  await Bun.sleep(50);
+  for (const client of clients) client.resume();
+  await Promise.all(clients.map((client) => client.waitForBytes(count * (4 + size), 10_000)));
+  clients.forEach((client, c) => {
+    const frames = unframe4(client.bytes());
+    expect(frames.length).toBe(count);
+    for (let i = 0; i < count; i++) {
+      if (!frames[i]!.equals(payload(c * 10_000 + i, size))) throw new Error(`client ${c}: reply ${i} differs`);
+    }
+  });
+}, 15_000);
+
+test("the rest of a short merged write is the connection's own while another connection reuses the buffer", async () => {
+  // Each request (a 4-byte index) is answered by two 20 KB frames: one merged write of ~40 KB.
+  const part = (i: number, k: number): Buffer => payload(i * 2 + k, 20_000);
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: (packet) => {
+      const i = Buffer.from(packet as Uint8Array).readUInt32BE(0);
+      return { send: [part(i, 0), part(i, 1)] };
+    },
+  };
+  const server = await startTestServer(handler, undefined, { packet: 4 });
+  const stalled = await RawClient.connect(server.port, { paused: true });
+  const reader = await RawClient.connect(server.port);
+  const request = (i: number): Buffer => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(i, 0);
+    return frame4(b);
+  };
+  const count = 200; // 8 MB to a peer that does not read: its writes come up short, the rest waits
+  for (let i = 0; i < count; i++) {
+    stalled.write(request(i)); // one request per chunk: one merge each
+    reader.write(request(i)); // the reading peer's merges go through the shared buffer meanwhile
+    await Bun.sleep(0);
+  }
+  await reader.waitForBytes(count * 2 * 20_004, 10_000);
+  stalled.resume();
+  await stalled.waitForBytes(count * 2 * 20_004, 10_000);
+  for (const client of [reader, stalled]) {
+    const frames = unframe4(client.bytes());
+    expect(frames.length).toBe(count * 2);
+    for (let i = 0; i < count * 2; i++) {
+      if (!frames[i]!.equals(payload(i, 20_000))) throw new Error(`frame ${i} differs`);
+    }
+  }
+}, 20_000);
