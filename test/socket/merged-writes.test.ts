@@ -81,7 +81,8 @@ test("many connections take turns with the merge buffer: each peer gets its own 
     const frames = unframe4(client.bytes());
     expect(frames.length).toBe(count);
     for (let i = 0; i < count; i++) {
-      if (!frames[i]!.equals(payload(c * 10_000 + i, size))) throw new Error(`client ${c}: reply ${i} differs`);
+      if (!frames[i]!.equals(payload(c * 10_000 + i, size)))
+        throw new Error(`client ${c}: reply ${i} differs`);
     }
   });
 }, 15_000);
