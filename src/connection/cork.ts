@@ -20,16 +20,33 @@ import { writableNow, write, writeShared } from "./writer.ts";
 /**
  * Several corked payloads, written as one buffer. With a 1/2/4-byte length prefix the payloads are
  * kept as sent and `bytes` counts their headers too: the headers are written straight into the merged
- * buffer, so pipelined frames cost no allocation each.
+ * buffer, so pipelined frames cost no allocation each. Lists are reused once written (see
+ * {@link corkList}): their arrays keep their capacity, so a batch does not regrow one.
  */
 export class CorkList {
-  readonly chunks: Uint8Array[];
+  readonly chunks: (Uint8Array | undefined)[] = [];
+  /** Payloads in `chunks` (entries past it are empty). */
+  count = 0;
   /** Bytes on the wire, headers included. */
-  bytes: number;
-  constructor(first: Uint8Array, second: Uint8Array, headerBytes: number) {
-    this.chunks = [first, second];
-    this.bytes = first.length + second.length + 2 * headerBytes;
+  bytes = 0;
+
+  /** Appends one payload of `wire` bytes on the wire (header included). */
+  add(bytes: Uint8Array, wire: number): void {
+    this.chunks[this.count++] = bytes;
+    this.bytes += wire;
   }
+}
+
+/** Written lists kept for reuse (bounded: a burst of connections corking at once leaves at most these). */
+const spareLists: CorkList[] = [];
+const SPARE_LISTS_MAX = 64;
+
+/** A list holding `first` then `second`, each with an `hs`-byte header (a spare one when there is one). */
+export function corkList(first: Uint8Array, second: Uint8Array, hs: number): CorkList {
+  const list = spareLists.pop() ?? new CorkList();
+  list.add(first, first.length + hs);
+  list.add(second, second.length + hs);
+  return list;
 }
 
 /** The length-prefix size of the connection's framing (1, 2 or 4), or 0. */
@@ -63,10 +80,8 @@ export function corkFramed(p: ConnectionProcess, bytes: Uint8Array, framing: Pac
     cork === undefined ? wire : cork instanceof CorkList ? cork.bytes + wire : cork.length + hs + wire;
   if (corked > CORK_MAX || corked > settings.highWaterMark || corked > settings.maxQueuedBytes) return false;
   if (cork === undefined) p.cork = bytes;
-  else if (cork instanceof CorkList) {
-    cork.chunks.push(bytes);
-    cork.bytes = corked;
-  } else p.cork = new CorkList(cork, bytes, hs);
+  else if (cork instanceof CorkList) cork.add(bytes, wire);
+  else p.cork = corkList(cork, bytes, hs);
   return true;
 }
 
@@ -122,10 +137,13 @@ export function writeCork(p: ConnectionProcess): void {
       write(p, cork);
       return;
     }
-    const framed = Buffer.allocUnsafe(hs + cork.length);
+    const size = hs + cork.length;
+    const direct = size <= MERGE_MAX && copiesWrites(p) && writableNow(p);
+    const framed = direct ? mergeBuffer(size) : Buffer.allocUnsafe(size);
     writePrefix(framed, 0, hs, cork.length);
     framed.set(cork, hs);
-    write(p, framed);
+    if (direct) writeShared(p, framed, size);
+    else write(p, framed);
     return;
   }
   const total = cork.bytes;
@@ -134,9 +152,11 @@ export function writeCork(p: ConnectionProcess): void {
   const direct = total <= MERGE_MAX && copiesWrites(p) && writableNow(p);
   const merged = direct ? mergeBuffer(total) : Buffer.allocUnsafe(total);
   const chunks = cork.chunks;
+  const count = cork.count;
   let at = 0;
-  for (let i = 0; i < chunks.length; i++) {
+  for (let i = 0; i < count; i++) {
     const c = chunks[i]!;
+    chunks[i] = undefined; // the list is reused: it must not keep the payload alive
     const n = c.length;
     if (hs === 4) {
       merged[at] = n >>> 24;
@@ -151,6 +171,9 @@ export function writeCork(p: ConnectionProcess): void {
     merged.set(c, at);
     at += n;
   }
+  cork.count = 0;
+  cork.bytes = 0;
+  if (spareLists.length < SPARE_LISTS_MAX) spareLists.push(cork);
   if (direct) writeShared(p, merged, total);
   else write(p, merged);
 }

@@ -16,7 +16,7 @@ import { checkPrefixed, encodeFrame, type PacketFraming } from "../framing/frami
 import type { Outgoing } from "../handler.ts";
 import { FLUSH_CLOSED, FLUSH_EMPTY, OutboundQueue } from "../outbound.ts";
 import { formatTerm, TRACING } from "../trace.ts";
-import { CORK_MAX, CorkList, corkFramed, prefixOf, scheduleFlush, writeCork } from "./cork.ts";
+import { CORK_MAX, CorkList, corkFramed, corkList, prefixOf, scheduleFlush, writeCork } from "./cork.ts";
 import { pausedFor, setPause } from "./inbound.ts";
 import { finishClose, trace } from "./lifecycle.ts";
 import { post, run } from "./mailbox.ts";
@@ -154,10 +154,10 @@ function sendBytes(
     p.cork = bytes;
     corked = wire;
   } else if (cork instanceof CorkList) {
-    cork.chunks.push(bytes);
-    corked = cork.bytes += wire;
+    cork.add(bytes, wire);
+    corked = cork.bytes;
   } else {
-    const list = (p.cork = new CorkList(cork, bytes, hs));
+    const list = (p.cork = corkList(cork, bytes, hs));
     corked = list.bytes;
   }
   // Write early what would pass highWaterMark (so the queue stops the reading in time) or build a huge buffer.
