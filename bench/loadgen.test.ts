@@ -142,9 +142,11 @@ describe.skipIf(!haveGcc)("loadgen", () => {
 
 const framed: [string, string][] = [
   ["raw-echo-packet4.ts", "4"],
+  ["raw-echo-packet4-whole.ts", "4"],
   ["sockerl-echo-packet4.ts", "4"],
   ["raw-echo-naive.ts", "4"],
   ["raw-echo-line.ts", "crlf"],
+  ["raw-echo-line-whole.ts", "crlf"],
   ["sockerl-echo-line.ts", "crlf"],
 ];
 

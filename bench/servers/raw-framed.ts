@@ -55,3 +55,36 @@ export function framedServer(
   // the bound port: PORT 0 picks a free one (the tests use that)
   console.log(`ready port=${listener.port}`);
 }
+
+/**
+ * The replies of one chunk, merged into one buffer reused for every chunk of every socket (the kernel
+ * copies what `write()` takes, so the buffer is free again when it returns): the leanest way to answer
+ * each frame of a chunk with one write. Grows by doubling for a bigger batch.
+ */
+export class Replies {
+  buf: Buffer = Buffer.allocUnsafe(64 * 1024);
+  /** Bytes of `buf` filled for the current chunk. */
+  at = 0;
+
+  /** Makes room for `n` more bytes. */
+  room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(2 * this.buf.length, this.at + n));
+    grown.set(this.buf.subarray(0, this.at), 0);
+    this.buf = grown;
+  }
+
+  /** Writes the replies collected for `s` (one write), keeping a copy of what the kernel did not take. */
+  flush(s: Bun.Socket<FramedState>): void {
+    const n = this.at;
+    this.at = 0;
+    if (n === 0) return;
+    const st = s.data;
+    if (st.out !== undefined) {
+      st.out = concat(st.out, this.buf.subarray(0, n));
+      return;
+    }
+    const w = Math.max(s.write(this.buf, 0, n), 0);
+    if (w < n) st.out = Buffer.from(this.buf.subarray(w, n));
+  }
+}
