@@ -1,7 +1,8 @@
 /**
  * A small Redis client on a connector pool: RESP2 commands out, replies parsed (pipelined replies
  * split anywhere across chunks included), `client.call("GET", key)` resolves with the value and a
- * Redis error reply rejects with a {@link RedisError}.
+ * Redis error reply rejects with a {@link RedisError}. RESP itself (encoding, the reply parser) is in
+ * examples/redis-resp.ts.
  *
  * How it maps onto the pool: `client.call` encodes the command and hands it to `pool.call`, which
  * routes it to a live connector (or waits while none is live). The connector's `handleCall` writes the
@@ -18,180 +19,10 @@
  *
  * @module
  */
-import {
-  type From,
-  type Handler,
-  type Pool,
-  type PoolOptions,
-  SockerlError,
-  startConnectorPool,
-} from "../src/index.ts";
+import { type From, type Handler, type Pool, type PoolOptions, startConnectorPool } from "../src/index.ts";
+import { encodeArgs, type RedisArg, RedisError, type RedisReply, RespParser } from "./redis-resp.ts";
 
-/** A parsed reply: simple and bulk strings, integers, nil, arrays (an error inside an array stays a value). */
-export type RedisReply = string | number | null | RedisError | RedisReply[];
-
-/** An argument of a command: strings and numbers are sent as their UTF-8 text, bytes as they are. */
-export type RedisArg = string | number | Uint8Array;
-
-/**
- * An error reply from the server (`-WRONGTYPE Operation against a key ...`), or bytes that are not
- * RESP. `kind` is the reply's first word (`"ERR"`, `"WRONGTYPE"`, ...).
- */
-export class RedisError extends SockerlError {
-  /** The first word of the error reply, `"PROTOCOL"` for bytes that are not RESP. */
-  readonly kind: string;
-  constructor(message: string, code: "ERR_REDIS" | "ERR_REDIS_PROTOCOL" = "ERR_REDIS") {
-    super(message, { code, reason: code === "ERR_REDIS" ? "redis_error" : "redis_protocol" });
-    const space = message.indexOf(" ");
-    this.kind = code === "ERR_REDIS" ? (space < 0 ? message : message.slice(0, space)) : "PROTOCOL";
-  }
-}
-
-// ------------------------------------------------------------------------------------------ encode
-
-const encoder = new TextEncoder();
-
-/**
- * Encodes one command as a RESP array of bulk strings. All-text commands (the common case) are built
- * as one string and encoded once with `TextEncoder` (three times faster than `Buffer.from` in Bun
- * 1.4.5 for short strings); the bytes then go to the socket without another conversion.
- *
- * @example
- * new TextDecoder().decode(encodeCommand(["SET", "k", "v"])); // "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
- */
-export function encodeCommand(args: readonly RedisArg[]): Uint8Array {
-  let text = `*${args.length}\r\n`;
-  for (const arg of args) {
-    if (typeof arg === "object") return encodeBinary(args);
-    const s = typeof arg === "number" ? String(arg) : arg;
-    text += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
-  }
-  return encoder.encode(text);
-}
-
-function encodeBinary(args: readonly RedisArg[]): Uint8Array {
-  const parts: Uint8Array[] = [encoder.encode(`*${args.length}\r\n`)];
-  for (const arg of args) {
-    const bytes = typeof arg === "object" ? arg : encoder.encode(String(arg));
-    parts.push(encoder.encode(`$${bytes.byteLength}\r\n`), bytes, CRLF);
-  }
-  return Buffer.concat(parts);
-}
-
-const CRLF = new Uint8Array([13, 10]);
-
-// ------------------------------------------------------------------------------------------- parse
-
-const EMPTY = Buffer.alloc(0);
-/** Returned by the parser when the reply at the cursor is not complete yet. */
-const INCOMPLETE: unique symbol = Symbol("incomplete");
-
-/**
- * An incremental RESP2 reply parser. Feed it chunks as they arrive; it calls back once per complete
- * reply, in order. A reply cut by a chunk boundary is kept (only its bytes) and parsed again from its
- * start when the next chunk arrives, so a split costs one copy of that reply's bytes.
- *
- * @example
- * const parser = new RespParser();
- * parser.feed(Buffer.from("+OK\r\n:4"), console.log); // "OK"
- * parser.feed(Buffer.from("2\r\n"), console.log); // 42
- */
-export class RespParser {
-  #buf: Buffer = EMPTY;
-  #pos = 0;
-
-  /** Parses `chunk` (after what was left over); throws a `RedisError` (`ERR_REDIS_PROTOCOL`) on bytes that are not RESP. */
-  feed(chunk: Uint8Array, onReply: (reply: RedisReply) => void): void {
-    const bytes = Buffer.isBuffer(chunk)
-      ? chunk
-      : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    this.#buf = this.#pos < this.#buf.length ? Buffer.concat([this.#buf.subarray(this.#pos), bytes]) : bytes;
-    this.#pos = 0;
-    const buf = this.#buf;
-    while (this.#pos < buf.length) {
-      const start = this.#pos;
-      const reply = this.#parse(buf);
-      if (reply === INCOMPLETE) {
-        this.#pos = start;
-        break;
-      }
-      onReply(reply);
-    }
-    if (this.#pos >= buf.length) {
-      this.#buf = EMPTY;
-      this.#pos = 0;
-    }
-  }
-
-  /** Bytes held for a reply not complete yet. */
-  get pendingBytes(): number {
-    return this.#buf.length - this.#pos;
-  }
-
-  #parse(buf: Buffer): RedisReply | typeof INCOMPLETE {
-    const pos = this.#pos;
-    const cr = buf.indexOf(13, pos + 1);
-    if (cr < 0 || cr + 1 >= buf.length) return INCOMPLETE;
-    const type = buf[pos];
-    switch (type) {
-      case 43: // + simple string
-        this.#pos = cr + 2;
-        return buf.toString("latin1", pos + 1, cr);
-      case 45: // - error
-        this.#pos = cr + 2;
-        return new RedisError(buf.toString("utf8", pos + 1, cr));
-      case 58: // : integer
-        this.#pos = cr + 2;
-        return readInteger(buf, pos + 1, cr);
-      case 36: {
-        // $ bulk string
-        const length = readInteger(buf, pos + 1, cr);
-        if (length < 0) {
-          this.#pos = cr + 2;
-          return null;
-        }
-        const end = cr + 2 + length;
-        if (end + 2 > buf.length) return INCOMPLETE;
-        this.#pos = end + 2;
-        return buf.toString("utf8", cr + 2, end);
-      }
-      case 42: {
-        // * array
-        const count = readInteger(buf, pos + 1, cr);
-        this.#pos = cr + 2;
-        if (count < 0) return null;
-        const items: RedisReply[] = [];
-        for (let i = 0; i < count; i++) {
-          if (this.#pos >= buf.length) return INCOMPLETE;
-          const item = this.#parse(buf);
-          if (item === INCOMPLETE) return INCOMPLETE;
-          items.push(item);
-        }
-        return items;
-      }
-      default:
-        throw new RedisError(`Not a RESP reply: byte ${type} at offset ${pos}`, "ERR_REDIS_PROTOCOL");
-    }
-  }
-}
-
-/** A decimal integer between `start` and `end` (digits, an optional leading `-`). */
-function readInteger(buf: Buffer, start: number, end: number): number {
-  let i = start;
-  let sign = 1;
-  if (buf[i] === 45) {
-    sign = -1;
-    i++;
-  }
-  if (i >= end) throw new RedisError("Empty integer in a RESP reply", "ERR_REDIS_PROTOCOL");
-  let n = 0;
-  for (; i < end; i++) {
-    const digit = (buf[i] as number) - 48;
-    if (digit < 0 || digit > 9) throw new RedisError("Bad integer in a RESP reply", "ERR_REDIS_PROTOCOL");
-    n = n * 10 + digit;
-  }
-  return sign * n;
-}
+export { encodeCommand, type RedisArg, RedisError, type RedisReply, RespParser } from "./redis-resp.ts";
 
 // ----------------------------------------------------------------------------------------- handler
 
@@ -201,6 +32,14 @@ export interface RedisConnState {
   /** Pending callers; `head` is the index of the oldest (a queue without `shift`'s copying). */
   readonly waiting: From[];
   head: number;
+  /** `settle` bound to this state, made once (not a closure per packet). */
+  readonly onReply: (reply: RedisReply) => void;
+}
+
+function connState(): RedisConnState {
+  const state: RedisConnState = { parser: new RespParser(), waiting: [], head: 0, onReply: () => undefined };
+  (state as { onReply: (reply: RedisReply) => void }).onReply = (reply) => settle(state, reply);
+  return state;
 }
 
 function settle(state: RedisConnState, reply: RedisReply): void {
@@ -221,14 +60,17 @@ function settle(state: RedisConnState, reply: RedisReply): void {
  * its pending calls with `NoProcError` (the pool's doing) and reconnects under the pool's plan.
  */
 export const redisHandler: Handler<RedisConnState> = {
-  init: () => ({ state: { parser: new RespParser(), waiting: [], head: 0 } }),
-  handleCall(request, from, state) {
+  init: () => ({ state: connState() }),
+  handleCall(request, from, state, meta) {
     state.waiting.push(from);
-    return { send: request as Uint8Array };
+    // `meta.send` and no action: the same corked write as `{ send }`, without an action object to
+    // allocate and read per call.
+    meta.send(request as Uint8Array);
+    return undefined;
   },
   handlePacket(packet, state) {
     try {
-      state.parser.feed(packet as Uint8Array, (reply) => settle(state, reply));
+      state.parser.feed(packet as Uint8Array, state.onReply);
     } catch (error) {
       // Bytes that are not RESP: nothing after them can be matched to a caller. Fail the callers
       // waiting here with the parse error and drop the connection (the plan reconnects it).
@@ -248,7 +90,12 @@ export const redisHandler: Handler<RedisConnState> = {
 export interface RedisClientOptions {
   /** Server host. @default "127.0.0.1" */
   host?: string;
-  /** Connections in the pool; calls are spread over them round-robin. @default 1 */
+  /**
+   * Connections in the pool. Calls go to the one with the fewest in flight (`strategy: "least-busy"`,
+   * unless `pool.strategy` says otherwise): the calls made in one turn then mostly share a connection
+   * and one write, where round-robin gave each connection a write of its own (10,000 commands with 100
+   * in flight over 8 connections: 3,889 `sendto` round-robin). @default 1
+   */
   connections?: number;
   /** Milliseconds a command may take, waiting for a connection included. @default 5000 */
   timeoutMs?: number;
@@ -277,6 +124,7 @@ export class RedisClient {
   /** Starts the pool; resolves once every connection is up (with `pool: { watchdog: true }`, at once). */
   static async connect(port: number, options: RedisClientOptions = {}): Promise<RedisClient> {
     const pool = await startConnectorPool(redisHandler, undefined, [[options.host ?? "127.0.0.1", port]], {
+      strategy: "least-busy",
       ...options.pool,
       connectorCount: options.connections ?? 1,
     });
@@ -289,7 +137,7 @@ export class RedisClient {
    * `PoolTimeoutError` / `PoolFullError` when no connection came up in time, `CallTimeoutError`.
    */
   call(command: string, ...args: RedisArg[]): Promise<RedisReply> {
-    return this.pool.call<RedisReply>(encodeCommand([command, ...args]), this.#timeoutMs);
+    return this.pool.call<RedisReply>(encodeArgs(command, args), this.#timeoutMs);
   }
 
   /** Stops the pool; pending calls reject with `NoProcError`. */

@@ -22,7 +22,7 @@
  * @module
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { REDIS_SERVER, RedisServer } from "../../test/helpers/redis.ts";
 
@@ -76,8 +76,14 @@ if (args.includes("--pin") && !pin) console.warn("taskset or a second CPU is mis
 const serverPrefix = pin ? ["taskset", "-c", "0"] : [];
 const clientPrefix = pin ? ["taskset", "-c", "1"] : [];
 
-/** Runs one worker; resolves with its ops/s. Bounded to 120 s. */
-async function measure(kind: ClientKind, port: number, cell: Cell): Promise<number> {
+/** One worker run: ops/s, and the client's CPU µs per command. */
+interface Sample {
+  readonly ops: number;
+  readonly cpu: number;
+}
+
+/** Runs one worker; resolves with its ops/s and CPU per command. Bounded to 120 s. */
+async function measure(kind: ClientKind, port: number, cell: Cell): Promise<Sample> {
   const proc = Bun.spawn(
     [
       ...clientPrefix,
@@ -99,7 +105,8 @@ async function measure(kind: ClientKind, port: number, cell: Cell): Promise<numb
   ]);
   clearTimeout(timer);
   if (code !== 0) throw new Error(`${kind} ${cell.name} exited ${code}:\n${err}`);
-  return (JSON.parse(out.trim().split("\n").pop() ?? "{}") as { opsPerSec: number }).opsPerSec;
+  const line = JSON.parse(out.trim().split("\n").pop() ?? "{}") as { opsPerSec: number; cpuUsPerOp: number };
+  return { ops: line.opsPerSec, cpu: line.cpuUsPerOp };
 }
 
 /** `sendto` and `write` calls of one worker run of 10,000 commands, from `strace -c -f`. */
@@ -143,6 +150,46 @@ async function syscalls(kind: ClientKind, port: number, connections: number): Pr
   }
 }
 
+/**
+ * RESULTS.md: this run as "Now", above the earlier runs. The previous "Now" section becomes history,
+ * headed "Before" with the date and setup it was measured with; older sections stay as they were.
+ */
+function writeResults(table: string): void {
+  const file = join(DIR, "RESULTS.md");
+  let history = "";
+  try {
+    const old = readFileSync(file, "utf8");
+    const at = old.indexOf("\n## ");
+    history = at < 0 ? "" : old.slice(at + 1).replace(/^## Now\b:?\s*/m, "## Before: ");
+  } catch {
+    // no earlier results
+  }
+  const versions = `redis-server ${redisVersion()}, Bun ${Bun.version}, ioredis ${ioredisVersion()}`;
+  const setup = `${availableParallelism()}-vCPU VM, load average ${loadavg()
+    .map((n) => n.toFixed(1))
+    .join(" / ")} at the end, ${pin ? "pinned (client on CPU 1, redis-server on CPU 0)" : "unpinned"}`;
+  const date = new Date().toISOString().slice(0, 10);
+  const now = `## Now: ${date}, ${setup}, ${reps} repetitions\n\n${versions}.\n\n${table}\n`;
+  const intro =
+    "# Redis client benchmark (`npm run bench:client`)\n\nOps/s medians (min–max); ratios per repetition. See bench/client/run.ts for the cells.\n";
+  writeFileSync(file, `${intro}\n${now}${history === "" ? "" : `\n${history}`}`);
+}
+
+function redisVersion(): string {
+  const out = Bun.spawnSync([REDIS_SERVER as string, "--version"]).stdout.toString();
+  return /v=([\d.]+)/.exec(out)?.[1] ?? "?";
+}
+
+function ioredisVersion(): string {
+  try {
+    return (
+      JSON.parse(readFileSync(join(ROOT, "node_modules/ioredis/package.json"), "utf8")) as { version: string }
+    ).version;
+  } catch {
+    return "?";
+  }
+}
+
 const median = (xs: number[]): number => {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -153,16 +200,23 @@ const x = (n: number): string => `${n.toFixed(2)}x`;
 
 const redis = await RedisServer.start(undefined, 10_000, serverPrefix);
 const results = new Map<string, Record<ClientKind, number[]>>();
-for (const cell of CELLS) results.set(cell.name, { sockerl: [], bun: [], ioredis: [] });
+const cpus = new Map<string, Record<ClientKind, number[]>>();
+for (const cell of CELLS) {
+  results.set(cell.name, { sockerl: [], bun: [], ioredis: [] });
+  cpus.set(cell.name, { sockerl: [], bun: [], ioredis: [] });
+}
 try {
   console.error(`redis-server ${redis.port}, ${reps} repetition(s)${pin ? ", pinned" : ""}`);
   for (let rep = 0; rep < reps; rep++) {
     for (const cell of CELLS) {
       const order = CLIENTS.map((_, i) => CLIENTS[(i + rep) % CLIENTS.length] as ClientKind);
       for (const kind of order) {
-        const ops = await measure(kind, redis.port, cell);
+        const { ops, cpu } = await measure(kind, redis.port, cell);
         results.get(cell.name)![kind].push(ops);
-        console.error(`rep ${rep + 1} ${cell.name.padEnd(10)} ${kind.padEnd(8)} ${k(ops)} ops/s`);
+        cpus.get(cell.name)![kind].push(cpu);
+        console.error(
+          `rep ${rep + 1} ${cell.name.padEnd(10)} ${kind.padEnd(8)} ${k(ops)} ops/s, ${cpu.toFixed(1)} µs CPU/command`,
+        );
       }
     }
   }
@@ -183,6 +237,20 @@ try {
       `| ${cell.title} | ${span(r.sockerl, k)} | ${span(r.bun, k)} | ${span(r.ioredis, k)} | ${span(ratio("bun"), x)} | ${span(ratio("ioredis"), x)} |`,
     );
   }
+  lines.push(
+    "",
+    "Client CPU per command (user + system, every thread of the client's process), µs, median (min–max):",
+    "",
+    "| cell | sockerl pool | Bun RedisClient | ioredis |",
+    "| --- | --- | --- | --- |",
+  );
+  for (const cell of CELLS) {
+    const c = cpus.get(cell.name)!;
+    const us = (n: number): string => n.toFixed(1);
+    const span = (xs: number[]): string =>
+      `${us(median(xs))} (${us(Math.min(...xs))}–${us(Math.max(...xs))})`;
+    lines.push(`| ${cell.title} | ${span(c.sockerl)} | ${span(c.bun)} | ${span(c.ioredis)} |`);
+  }
   if (!args.includes("--no-strace") && Bun.which("strace") !== null) {
     lines.push(
       "",
@@ -201,9 +269,7 @@ try {
   }
   const table = lines.join("\n");
   console.log(table);
-  if (args.includes("--write-results")) {
-    writeFileSync(join(DIR, "RESULTS.md"), `# Redis client benchmark\n\n${table}\n`);
-  }
+  if (args.includes("--write-results")) writeResults(table);
 } finally {
   await redis.stop();
 }

@@ -8,8 +8,10 @@
  *   inFlight: commands kept in flight (1 = sequential: each awaits the previous one)
  *   connections: connections (pool connectors, or clients used round-robin)
  *
- * Prints one JSON line: `{ "client", "commands", "ms", "opsPerSec" }`. Exits non-zero on any error or
- * a wrong reply (every GET is checked against what this run SET).
+ * Prints one JSON line: `{ "client", "commands", "ms", "opsPerSec", "cpuUsPerOp", "userUsPerOp" }` (CPU
+ * time of the whole process, every thread, per timed command: user + system, and user alone). Exits
+ * non-zero on any error or a wrong reply (every GET is checked against what this run SET).
+ * `SOCKERL_STRATEGY=round-robin` (or `least-busy`) sets the pool strategy of the sockerl client.
  *
  * @module
  */
@@ -27,7 +29,11 @@ interface BenchClient {
 async function open(kind: string, port: number, connections: number): Promise<BenchClient> {
   switch (kind) {
     case "sockerl": {
-      const client = await RedisClient.connect(port, { connections });
+      const strategy = process.env.SOCKERL_STRATEGY as "round-robin" | "least-busy" | undefined;
+      const client = await RedisClient.connect(port, {
+        connections,
+        pool: strategy === undefined ? {} : { strategy },
+      });
       return {
         get: (k) => client.call("GET", k),
         set: (k, v) => client.call("SET", k, v),
@@ -114,8 +120,16 @@ const client = await open(kind, port, connections);
 if (prefill) await drive(client, 2 * KEYS, 1);
 if (warmup > 0) await drive(client, warmup, inFlight);
 const start = performance.now();
+const cpuBefore = process.cpuUsage();
 await drive(client, commands, inFlight);
+const cpu = process.cpuUsage(cpuBefore);
 const ms = performance.now() - start;
 await client.close();
-console.log(JSON.stringify({ client: kind, commands, ms, opsPerSec: (commands / ms) * 1000 }));
+// CPU time per command: what the client costs, much less moved than the wall clock by the other load
+// of a shared machine. The JIT's and the GC's threads count too (pinned, they share the client's CPU).
+const cpuUsPerOp = (cpu.user + cpu.system) / commands;
+const userUsPerOp = cpu.user / commands;
+console.log(
+  JSON.stringify({ client: kind, commands, ms, opsPerSec: (commands / ms) * 1000, cpuUsPerOp, userUsPerOp }),
+);
 process.exit(0);

@@ -86,8 +86,24 @@ export function call(
     return Promise.reject(new ArgumentError("timeoutMs", "a number >= 0 or Infinity", timeoutMs));
   }
   if (phaseOf(p) >= EXITING) return Promise.reject(new NoProcError(p.id));
+  return postCall(p, request, timeoutMs, router);
+}
+
+/**
+ * A call to `p` (running, `timeoutMs` checked): a pool's call once it picked a connector. The new
+ * `From` is `p`'s from the start, so it skips {@link routeCall}'s re-check and rebind (a hook call and
+ * a `Set.delete` per call).
+ */
+export function postCall(
+  p: ConnectionProcess,
+  request: unknown,
+  timeoutMs: number,
+  router?: RequestRouter,
+): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    routeCall(p, request, new CallFrom(p, resolve, reject, timeoutMs, router));
+    const from = new CallFrom(p, resolve, reject, timeoutMs, router);
+    (rareOf(p).calls ??= new Set()).add(from);
+    post(p, E_CALL, request, from);
   });
 }
 

@@ -29,10 +29,10 @@ import { CallFrom, nextCallTag, type RequestRouter } from "../call.ts";
 import { clock, type TimerHandle } from "../clock.ts";
 import type { ConnectionProcess } from "../connection/process.ts";
 import {
-  call as callProcess,
   cast as castProcess,
   isOutgoing,
   notify as notifyProcess,
+  postCall,
   routeCall,
   routeSendSync,
   type SendSyncRequest,
@@ -132,7 +132,7 @@ export class PoolRouter implements RequestRouter {
     if (this.#stopped) return Promise.reject(new NoProcError(this.#name));
     const p = this.#picker.pick(request);
     if (p instanceof Error) return Promise.reject(p);
-    if (p !== undefined) return callProcess(p, request, timeoutMs, this);
+    if (p !== undefined) return postCall(p, request, timeoutMs, this);
     if (this.#waiting >= this.#settings.maxWaiting) {
       return Promise.reject(new PoolFullError(this.#settings.maxWaiting));
     }

@@ -48,6 +48,58 @@ describe("RESP", () => {
     );
   });
 
+  /** What encodeCommand must give (as Latin-1 text, one character per byte): lengths in UTF-8 bytes. */
+  const reference = (args: Array<string | number>): string =>
+    Buffer.from(
+      `*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join("")}`,
+    ).toString("latin1");
+  const latin1 = (bytes: Uint8Array): string => Buffer.from(bytes).toString("latin1");
+
+  test("encodes any text, whatever its characters and length, and numbers as their text", () => {
+    const texts = [
+      "",
+      "k",
+      "é".repeat(4), // 8 bytes: fewer length digits than the 12 reserved for 4 characters
+      "€".repeat(3),
+      "😀x",
+      "\ud800", // a lone surrogate: sent as U+FFFD
+      "x".repeat(9),
+      "x".repeat(10),
+      "ä".repeat(5000), // too big for the slab
+      "y".repeat(100_000),
+    ];
+    for (const text of texts) {
+      expect(latin1(encodeCommand(["SET", text, text]))).toBe(reference(["SET", text, text]));
+    }
+    expect(latin1(encodeCommand(["INCRBY", "n", -1.5, 0, 1e21]))).toBe(
+      reference(["INCRBY", "n", -1.5, 0, 1e21]),
+    );
+    expect(latin1(encodeCommand([]))).toBe("*0\r\n");
+  });
+
+  test("commands encoded earlier keep their bytes while later ones fill new slabs", () => {
+    const args = (i: number): string[] => ["SET", `key:${i}`, `v${"é".repeat(i % 7)}`];
+    const encoded = Array.from({ length: 20_000 }, (_, i) => encodeCommand(args(i)));
+    encoded.forEach((bytes, i) => {
+      expect(latin1(bytes)).toBe(reference(args(i)));
+    });
+  });
+
+  test("a big bulk string arriving in many chunks is joined once, whole", () => {
+    const value = "0123456789".repeat(100_000);
+    const reply = Buffer.from(`$${value.length}\r\n${value}\r\n+OK\r\n`);
+    const pieces: Uint8Array[] = [];
+    for (let at = 0; at < reply.length; at += 65_536) pieces.push(reply.subarray(at, at + 65_536));
+    const parser = new RespParser();
+    const replies: RedisReply[] = [];
+    for (const [i, piece] of pieces.entries()) {
+      parser.feed(piece, (r) => replies.push(r));
+      if (i < pieces.length - 1) expect(parser.pendingBytes).toBe((i + 1) * 65_536);
+    }
+    expect(replies).toEqual([value, "OK"]);
+    expect(parser.pendingBytes).toBe(0);
+  });
+
   const stream = Buffer.from(
     "+OK\r\n:-12\r\n$5\r\nhe\r\no\r\n$-1\r\n*3\r\n$1\r\na\r\n*1\r\n:7\r\n-ERR inner\r\n*-1\r\n$0\r\n\r\n-WRONGTYPE Operation against a key\r\n",
   );
