@@ -59,21 +59,23 @@ export function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
 export const CORK_MAX = 256 * 1024;
 
 /**
- * Corks one frame when nothing needs the general path: a 1/2/4 prefix or a line/delimiter framing, a
- * size the framing allows, and a cork that stays under `CORK_MAX`, `highWaterMark` and
- * `maxQueuedBytes`. Returns false (nothing done) otherwise: {@link sendBytes} then decides.
+ * Corks the bytes of one send when nothing needs the general path: a size the framing allows (a 1/2/4
+ * prefix can announce it, a line or delimiter frame is within `maxPacketSize`; raw bytes and a codec's
+ * frames have no bound on sends), at least one byte on the wire, and a cork that stays under
+ * `CORK_MAX`, `highWaterMark` and `maxQueuedBytes`. Returns false (nothing done) otherwise: the
+ * general path (writer.ts `sendBytes`) then decides.
  */
 export function corkFramed(p: ConnectionProcess, bytes: Uint8Array, framing: PacketFraming): boolean {
   const settings = p.spec.settings;
   const size = bytes.length;
-  if (size > settings.maxPacketSize) return false;
   let hs = 0;
   if (typeof framing === "number") {
-    if (size > PREFIX_LIMIT[framing]!) return false;
+    if (size > settings.maxPacketSize || size > PREFIX_LIMIT[framing]!) return false;
     hs = framing;
-  } else if (typeof framing === "object" && "frameLength" in framing)
-    return false; // a codec
-  else if (framing === "raw" || size === 0) return false;
+  } else if (size === 0) return false;
+  else if (framing === "line" || (typeof framing === "object" && !("frameLength" in framing))) {
+    if (size > settings.maxPacketSize) return false; // the payload is the whole frame
+  }
   const cork = p.cork;
   const wire = size + hs;
   const corked =

@@ -74,17 +74,6 @@ function sendOne(p: ConnectionProcess, packet: unknown): Error | undefined {
     if (packet.length !== 0) p.cork = packet;
     return undefined;
   }
-  // The hot case of framed protocols: bytes inside a socket event with nothing queued, under every
-  // bound. The header (1/2/4) is written at merge, and a line or delimiter frame is the payload itself.
-  if (
-    packet instanceof Uint8Array &&
-    p.out === undefined &&
-    (p.flags & F_CORKED) !== 0 &&
-    (p.rare === undefined || p.rare.dbg === undefined) &&
-    corkFramed(p, packet, framing)
-  ) {
-    return undefined;
-  }
   let item = packet;
   // A codec may turn what the handler sends into bytes (`packet: { frameLength, encode }`).
   const encode =
@@ -102,6 +91,16 @@ function sendOne(p: ConnectionProcess, packet: unknown): Error | undefined {
       }
       return undefined;
     }
+  }
+  // The hot case of framed protocols: bytes or text inside a socket event, nothing queued, no tracing,
+  // under every bound (see corkFramed). Anything else takes the general path.
+  if (
+    p.out === undefined &&
+    (p.flags & F_CORKED) !== 0 &&
+    (p.rare === undefined || p.rare.dbg === undefined)
+  ) {
+    if (typeof item === "string") item = textEncoder.encode(item);
+    if (item instanceof Uint8Array && corkFramed(p, item, framing)) return undefined;
   }
   return sendBytes(p, item, packet, framing);
 }
