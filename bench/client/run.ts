@@ -152,7 +152,7 @@ async function syscalls(kind: ClientKind, port: number, connections: number): Pr
 
 /**
  * RESULTS.md: this run as "Now", above the earlier runs. The previous "Now" section becomes history,
- * headed "Before" with the date and setup it was measured with; older sections stay as they were.
+ * headed "Before" (with the date and setup it was measured with); older "Before" ones, "Earlier".
  */
 function writeResults(table: string): void {
   const file = join(DIR, "RESULTS.md");
@@ -160,7 +160,13 @@ function writeResults(table: string): void {
   try {
     const old = readFileSync(file, "utf8");
     const at = old.indexOf("\n## ");
-    history = at < 0 ? "" : old.slice(at + 1).replace(/^## Now\b:?\s*/m, "## Before: ");
+    history =
+      at < 0
+        ? ""
+        : old
+            .slice(at + 1)
+            .replace(/^## Before\b/gm, "## Earlier")
+            .replace(/^## Now\b/m, "## Before");
   } catch {
     // no earlier results
   }
