@@ -13,12 +13,16 @@
  *      reversed in even repetitions), so drift of a shared machine hits them alike and the ratio
  *      library/raw is meaningful. Before each measurement the runner waits (bounded) for the two
  *      CPUs to be quiet, and measures again (bounded) when someone else used the CPUs.
+ *      The RESP cells do the same with redis-benchmark in place of loadgen, and the real
+ *      redis-server as a reference server (skipped where redis-benchmark is not installed).
  *   4. Idle cell: a fresh server per repetition; VmRSS of its process tree before and while
  *      loadgen holds N idle connections (after one echo each); kB per connection.
  *   5. Medians over repetitions, a markdown table on stdout, bench/RESULTS.md rewritten (full run).
  *
- * The parts: lib/args.ts (options), lib/process.ts (processes, /proc, loadgen build),
- * lib/measure.ts (cells, servers, quiet-machine detection, runs), lib/report.ts (tables, RESULTS.md).
+ * The parts: lib/args.ts (options), lib/process.ts (processes, /proc, loadgen build), lib/cells.ts
+ * (cells and their servers), lib/measure.ts (servers, quiet-machine detection, runs), lib/idle.ts
+ * (idle cell), lib/resp.ts (RESP cells, redis-benchmark), lib/report.ts and lib/resp-report.ts
+ * (tables, RESULTS.md).
  *
  * Every step is bounded in time; only processes started here are stopped, by PID (SIGTERM, then
  * SIGKILL). Traffic goes to 127.0.0.1 only. Exit status: 0 unless something crashed (a server did
@@ -29,9 +33,12 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { availableParallelism } from "node:os";
 import { join, relative } from "node:path";
 import { parseArgs } from "./lib/args.ts";
-import { Bench, type Cell, IDLE_NAME, MATRIX, type ServerSpec, serversOf } from "./lib/measure.ts";
+import { type Cell, IDLE_NAME, MATRIX, REDIS_LABEL, serversOf } from "./lib/cells.ts";
+import { idleCell as runIdle } from "./lib/idle.ts";
+import { Bench, type ServerSpec } from "./lib/measure.ts";
 import { ROOT, stopAll, stopOnSignals } from "./lib/process.ts";
 import { type Recorded, render } from "./lib/report.ts";
+import { REDIS_BENCHMARK } from "./lib/resp.ts";
 import { cmdOut, die, log, now } from "./lib/util.ts";
 
 async function main(): Promise<number> {
@@ -56,6 +63,16 @@ async function main(): Promise<number> {
     log(skipped.at(-1)!);
     cells = cells.filter((c) => !c.tls);
   }
+  const resp = cells.filter((c) => c.mode === "resp").map((c) => c.name);
+  if (resp.length > 0 && REDIS_BENCHMARK === null) {
+    skipped.push(`skipped ${resp.join(", ")}: redis-benchmark not installed (apt-get install redis-tools)`);
+    log(skipped.at(-1)!);
+    cells = cells.filter((c) => c.mode !== "resp");
+  } else if (resp.length > 0 && !b.specs.has(REDIS_LABEL)) {
+    skipped.push(`${resp.join(", ")}: no redis-server reference row (apt-get install redis-server)`);
+    log(skipped.at(-1)!);
+    cells = cells.map((c) => (c.ref === REDIS_LABEL ? { ...c, ref: undefined } : c));
+  }
   const t0 = now();
   const date = cmdOut(["date", "-u"], new Date().toUTCString());
   const nproc = cmdOut(["nproc"], String(availableParallelism()));
@@ -63,8 +80,16 @@ async function main(): Promise<number> {
     readFileSync("/proc/cpuinfo", "utf8").match(/^model name\s*:\s*(.+)$/m)?.[1] ?? "unknown CPU"
   ).trim();
   const kernel = cmdOut(["uname", "-r"], "?");
-  const show = (s: ServerSpec): string =>
-    s.argv.map((a) => (a === process.execPath ? "bun" : relative(ROOT, a) || a)).join(" ");
+  // paths of the repository relative to it, others (redis-server's) as they are; an empty argument as ""
+  const arg = (a: string): string =>
+    a === process.execPath
+      ? "bun"
+      : a === ""
+        ? '""'
+        : a.startsWith("/") && !a.startsWith(ROOT)
+          ? a
+          : relative(ROOT, a) || a;
+  const show = (s: ServerSpec): string => s.argv.map(arg).join(" ");
   const used = [...new Set([...cells.flatMap(serversOf), ...(wantIdle ? serversOf(idleCell) : [])])];
   log(
     `${o.quick ? "quick" : "full"} run: ${o.reps} rep(s) × ${o.dur} s (+${o.warm} s warm-up); ` +
@@ -73,7 +98,7 @@ async function main(): Promise<number> {
   );
   try {
     if (cells.length > 0) await b.matrix(cells);
-    if (wantIdle) await b.idleCell(idleCell);
+    if (wantIdle) await runIdle(b, idleCell);
   } finally {
     await stopAll();
   }

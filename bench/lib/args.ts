@@ -4,7 +4,7 @@
  */
 import { join } from "node:path";
 import { parseArgs as parseArgv } from "node:util";
-import { IDLE_NAME, MATRIX, SERVER_FILES } from "./measure.ts";
+import { IDLE_NAME, MATRIX, SERVER_LABELS } from "./cells.ts";
 import { BENCH } from "./process.ts";
 import { die } from "./util.ts";
 
@@ -47,8 +47,11 @@ export const HELP = `usage: bun bench/run.ts [options]
                        cells ${quickCells.join(", ")}
                        and the idle cell with 1,000 connections; RESULTS.md left alone
   --reps N             repetitions per cell and server (default 3; medians are reported)
-  --dur S              measured seconds per run (default 5)
-  --warm S             warm-up seconds per run (default 1)
+  --dur S              measured seconds per run (default 5); the RESP cells (redis-benchmark, which
+                       counts requests) scale their requests with it: -n 200,000 (resp1) and
+                       1,000,000 (resp16) per test at 5 s
+  --warm S             warm-up seconds per run (default 1); RESP cells: an unmeasured run of
+                       warm/dur of the requests first
   --cells a,b          cells to run: ${[...MATRIX.map((c) => c.name), IDLE_NAME].join(", ")}
   --no-idle            skip the idle-memory cell
   --idle-conns N       idle connections held (default 10000)
@@ -59,7 +62,7 @@ export const HELP = `usage: bun bench/run.ts [options]
                        servers of the plain echo, connect and idle cells)
   --server LABEL=CMD   replace any server by label (repeatable), e.g.
                        --server "sockerl-tls=bench/.build/tls-echo test/fixtures/server.pem
-                       test/fixtures/server-key.pem" (labels: ${Object.keys(SERVER_FILES).join(", ")})
+                       test/fixtures/server-key.pem" (labels: ${SERVER_LABELS.join(", ")})
   --quiet-wait S       max wait for quiet CPUs before each measurement (default 15; quick 1; 0 = none)
   --tries N            measurements per run when other processes disturbed it (default 3; quick 1)
   --patience S         total extra time for waiting and measuring again (default 240; quick 5); once
@@ -128,8 +131,8 @@ export function parseArgs(argv: string[]): Options {
     const eq = spec.indexOf("=");
     const label = spec.slice(0, eq);
     if (eq <= 0 || spec.slice(eq + 1).trim() === "") die(`--server expects LABEL=CMD, got ${spec}`);
-    if (!(label in SERVER_FILES))
-      die(`--server: no server ${label}; labels: ${Object.keys(SERVER_FILES).join(", ")}`);
+    if (!SERVER_LABELS.includes(label))
+      die(`--server: no server ${label}; labels: ${SERVER_LABELS.join(", ")}`);
     serverOverrides[label] = spec.slice(eq + 1);
   }
   const quick = values.quick === true;

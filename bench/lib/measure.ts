@@ -1,7 +1,7 @@
 /**
- * The measurements of the load benchmark: the cells, the servers each cell compares, the interleaved
- * repetitions, quiet-machine detection (wait for idle CPUs, measure again when someone else used
- * them, all within a patience budget) and the idle-memory cell.
+ * The measurements of the load benchmark: the servers, the interleaved repetitions of the cells
+ * (cells.ts), quiet-machine detection (wait for idle CPUs, measure again when someone else used them,
+ * all within a patience budget). The idle-memory cell is in idle.ts, the RESP cells' runs in resp.ts.
  * @module
  */
 import { appendFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
@@ -9,6 +9,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
 import type { Options } from "./args.ts";
+import { type Cell, REDIS_LABEL, SERVER_FILES, serversOf } from "./cells.ts";
 import {
   alive,
   BENCH,
@@ -17,7 +18,6 @@ import {
   freePort,
   HZ,
   type Loadgen,
-  memKb,
   procTicks,
   pump,
   ROOT,
@@ -25,108 +25,8 @@ import {
   stopProc,
   wrap,
 } from "./process.ts";
+import { measureResp, redisServerSpec } from "./resp.ts";
 import { die, fmt, log, now, sleep } from "./util.ts";
-
-// ---------------------------------------------------------------- servers
-
-/**
- * The servers, by label: each a file in bench/servers/ that listens on 127.0.0.1:PORT (its last
- * argument) and prints a line starting with "ready". `raw` and `sockerl` can be replaced with
- * `--raw-server` / `--lib-server`.
- */
-export const SERVER_FILES: Readonly<Record<string, string>> = {
-  raw: "servers/raw-echo.ts",
-  sockerl: "servers/sockerl-echo.ts",
-  "raw-packet4": "servers/raw-echo-packet4.ts",
-  "sockerl-packet4": "servers/sockerl-echo-packet4.ts",
-  "raw-naive": "servers/raw-echo-naive.ts",
-  "raw-line": "servers/raw-echo-line.ts",
-  "sockerl-line": "servers/sockerl-echo-line.ts",
-  "sockerl-timeout": "servers/sockerl-echo-timeout.ts",
-  "raw-tls": "servers/raw-echo-tls.ts",
-  "sockerl-tls": "servers/sockerl-echo-tls.ts",
-};
-
-// ---------------------------------------------------------------- cells
-
-/** What loadgen does in a cell. */
-export type Mode = "echo" | "connect" | "idle";
-
-/** One cell of the matrix: a loadgen workload and the servers it compares. */
-export interface Cell {
-  /** name used by --cells */
-  readonly name: string;
-  readonly mode: Mode;
-  readonly conns: number;
-  /** payload bytes per message (the frame header or delimiter comes on top) */
-  readonly size: number;
-  readonly pipeline: number;
-  /** connect mode: close with RST (SO_LINGER 0) instead of FIN */
-  readonly rst?: boolean;
-  /** run by default in the full run only (not with --quick) */
-  readonly fullOnly?: boolean;
-  /** messages framed by loadgen: 4-byte big-endian length prefix, or payload + "\r\n" */
-  readonly framing?: "4" | "crlf";
-  /** over TLS (needs loadgen built with OpenSSL) */
-  readonly tls?: boolean;
-  /** the baseline server (default `raw`) */
-  readonly raw?: string;
-  /** the library server (default `sockerl`) */
-  readonly lib?: string;
-  /** a second baseline, a naive raw server, shown in a row of its own under the cell */
-  readonly naive?: string;
-}
-
-/** The label of the baseline server of a cell. */
-export const rawOf = (c: Cell): string => c.raw ?? "raw";
-/** The label of the library server of a cell. */
-export const libOf = (c: Cell): string => c.lib ?? "sockerl";
-/** Every server a cell measures, baseline first. */
-export const serversOf = (c: Cell): string[] => [rawOf(c), libOf(c), ...(c.naive ? [c.naive] : [])];
-
-const P4 = { framing: "4", raw: "raw-packet4", lib: "sockerl-packet4" } as const;
-const LINE = { framing: "crlf", raw: "raw-line", lib: "sockerl-line" } as const;
-const TLS = { tls: true, raw: "raw-tls", lib: "sockerl-tls" } as const;
-
-/** Every echo and connect cell, in the order they run (and are reported). */
-export const MATRIX: readonly Cell[] = [
-  { name: "echo1", mode: "echo", conns: 1, size: 64, pipeline: 1 },
-  { name: "echo100", mode: "echo", conns: 100, size: 64, pipeline: 1 },
-  { name: "echo100p16", mode: "echo", conns: 100, size: 64, pipeline: 16 },
-  { name: "echo16k", mode: "echo", conns: 10, size: 16384, pipeline: 4 },
-  { name: "connect-rst", mode: "connect", conns: 50, size: 64, pipeline: 1, rst: true },
-  // FIN close: capped near 14k/s by TIME_WAIT of the single 127.0.0.1 pair (see README)
-  { name: "connect-fin", mode: "connect", conns: 50, size: 64, pipeline: 1, fullOnly: true },
-  { name: "p4-100", mode: "echo", conns: 100, size: 64, pipeline: 1, fullOnly: true, ...P4 },
-  { name: "p4-100p16", mode: "echo", conns: 100, size: 64, pipeline: 16, naive: "raw-naive", ...P4 },
-  { name: "line100", mode: "echo", conns: 100, size: 64, pipeline: 1, fullOnly: true, ...LINE },
-  { name: "line100p16", mode: "echo", conns: 100, size: 64, pipeline: 16, ...LINE },
-  { name: "timeout100", mode: "echo", conns: 100, size: 64, pipeline: 1, lib: "sockerl-timeout" },
-  {
-    name: "timeout100p16",
-    mode: "echo",
-    conns: 100,
-    size: 64,
-    pipeline: 16,
-    fullOnly: true,
-    lib: "sockerl-timeout",
-  },
-  { name: "tls1", mode: "echo", conns: 1, size: 64, pipeline: 1, fullOnly: true, ...TLS },
-  { name: "tls100", mode: "echo", conns: 100, size: 64, pipeline: 1, ...TLS },
-  { name: "tls1-16k", mode: "echo", conns: 1, size: 16384, pipeline: 1, fullOnly: true, ...TLS },
-  { name: "tls100-16k", mode: "echo", conns: 100, size: 16384, pipeline: 1, fullOnly: true, ...TLS },
-];
-/** The idle-memory cell's name (its connection count comes from the options). */
-export const IDLE_NAME = "idle";
-
-/** The row title of a cell in the table. */
-export function cellTitle(c: Cell): string {
-  if (c.mode === "idle") return `idle ${fmt(c.conns)} conns: kB/conn`;
-  if (c.mode === "connect") return `connect c=${c.conns} s=${c.size} ${c.rst ? "RST" : "FIN"} close: conns/s`;
-  const kind = c.tls ? "TLS echo" : c.framing === "4" ? "packet 4 echo" : c.framing ? "line echo" : "echo";
-  const extra = c.lib === "sockerl-timeout" ? ", idle timeout set" : "";
-  return `${kind} c=${c.conns} s=${c.size} P=${c.pipeline}${extra}: msgs/s`;
-}
 
 // ---------------------------------------------------------------- runs
 
@@ -134,9 +34,12 @@ export function cellTitle(c: Cell): string {
 export interface ServerSpec {
   readonly label: string;
   readonly argv: string[];
+  /** the line that says it is ready, when it is not one starting with "ready" (redis-server) */
+  readonly ready?: RegExp;
 }
 
-interface Server {
+/** A running server. */
+export interface Server {
   readonly spec: ServerSpec;
   readonly proc: Subprocess;
   readonly pid: number;
@@ -161,6 +64,8 @@ export interface Run {
   serverCpu?: number;
   otherCpu?: number;
   died?: boolean;
+  /** RESP cells: the server's CPU µs per request */
+  cpuPerReq?: number;
   /** why there is no measurement */
   failed?: string;
   /** what loadgen said on stderr */
@@ -193,7 +98,9 @@ export function describeRun(r: Run, cell: Cell): string {
       (r.died ? ", server died" : "")
     );
   return (
-    `${head} ${fmt(r.rate)} ${cell.mode === "connect" ? "conns" : "msgs"}/s, p99 ${fmt(r.p99)} µs, ` +
+    `${head} ${fmt(r.rate)} ${cell.mode === "connect" ? "conns" : cell.mode === "resp" ? "req" : "msgs"}/s, ` +
+    (r.cpuPerReq !== undefined ? `${fmt(r.cpuPerReq, 2)} µs CPU/req, ` : "") +
+    `p99 ${fmt(r.p99)} µs, ` +
     `client_cpu ${fmt(r.clientCpu, 2)}, server_cpu ${fmt(r.serverCpu, 2)}, other_cpu ${fmt(r.otherCpu, 2)}` +
     (r.errors ? `, ${r.errors} errors` : "") +
     (r.tries > 1 ? `, try ${r.tries}` : "") +
@@ -240,7 +147,10 @@ export class Bench {
     );
     this.specs.set("raw", specOf("raw", o.rawServer));
     this.specs.set("sockerl", specOf("sockerl", o.libServer));
-    for (const [label, cmd] of Object.entries(o.serverOverrides)) this.specs.set(label, specOf(label, cmd));
+    const redis = redisServerSpec();
+    if (redis !== null) this.specs.set(REDIS_LABEL, redis);
+    for (const [label, cmd] of Object.entries(o.serverOverrides))
+      this.specs.set(label, { ...specOf(label, cmd), ready: this.specs.get(label)?.ready });
   }
 
   spec(label: string): ServerSpec {
@@ -265,7 +175,7 @@ export class Bench {
       appendFileSync(logPath, s);
       if (seen.length < 65536) {
         seen += s;
-        const m = seen.match(/^ready.*$/m);
+        const m = seen.match(spec.ready ?? /^ready.*$/m);
         if (m) ready.resolve(m[0]);
       }
     });
@@ -275,7 +185,8 @@ export class Bench {
     const line = await ready.promise;
     clearTimeout(timer);
     if (line !== undefined && alive(proc)) {
-      this.readyLines.set(spec.label, line.trim().replace(/ port=\d+/, ""));
+      // a ready line of its own (redis-server's log) says nothing about options
+      this.readyLines.set(spec.label, spec.ready ? "ready" : line.trim().replace(/ port=\d+/, ""));
       return { spec, proc, pid: proc.pid, port, ready: line };
     }
     await stopProc(proc);
@@ -429,7 +340,8 @@ export class Bench {
           let t = 1;
           for (; ; t++) {
             const cand: Run = { server: spec.label, cell: cell.name, rep, tries: t, restarted };
-            await this.measure(srv, cell, args, limit, cand);
+            if (cell.mode === "resp") await measureResp(this, srv, cell, cand);
+            else await this.measure(srv, cell, args, limit, cand);
             if (cand.failed !== undefined || cand.died) {
               best = cand;
               break;
@@ -479,90 +391,5 @@ export class Bench {
     run.serverCpu = ((c1 ?? c0) - c0) / HZ / wall;
     // loadgen's client_cpu covers the measured window only, busy the whole run: near 0 when quiet
     run.otherCpu = busy - run.serverCpu - (run.clientCpu ?? 0);
-  }
-
-  // ---- idle connections: RSS per connection, a fresh server per repetition
-
-  async idleCell(cell: Cell): Promise<void> {
-    for (let rep = 1; rep <= this.o.reps; rep++) {
-      const order = serversOf(cell);
-      if (rep % 2 === 0) order.reverse();
-      for (const label of order) {
-        const spec = this.spec(label);
-        const run: Run = { server: spec.label, cell: cell.name, rep, tries: 1, restarted: false };
-        this.runs.push(run);
-        const srv = await this.startServer(spec);
-        if (srv === undefined) {
-          run.failed = "server did not start";
-          this.crashed = true;
-          continue;
-        }
-        await this.idleOnce(srv, cell, run);
-        if (!alive(srv.proc)) {
-          run.died = true;
-          this.crashed = true;
-        }
-        await stopProc(srv.proc);
-        log(`rep ${rep}/${this.o.reps} ${describeRun(run, cell)}`);
-      }
-    }
-  }
-
-  async idleOnce(srv: Server, cell: Cell, run: Run): Promise<void> {
-    await sleep(this.o.idleSettle);
-    await this.waitQuiet();
-    const rss0 = memKb(srv.pid, "VmRSS");
-    const args = ["-m", "idle", "-p", String(srv.port), "-c", String(cell.conns), "-s", String(cell.size)];
-    args.push("-t", String(this.o.idleHold), "-T", String(this.o.setupTimeout));
-    const proc = Bun.spawn(wrap(this.clientCpu, [this.loadgen.bin, ...args], this.nofile), {
-      cwd: ROOT,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    started.add(proc);
-    const first = Promise.withResolvers<string | undefined>();
-    let out = "";
-    let err = "";
-    const pumped = Promise.all([
-      pump(proc.stdout, (s) => {
-        out += s;
-        if (out.includes("\n")) first.resolve(out.slice(0, out.indexOf("\n")));
-      }),
-      pump(proc.stderr, (s) => (err += s)),
-    ]);
-    void proc.exited.then(() => first.resolve(undefined));
-    const timer = setTimeout(() => first.resolve(undefined), (this.o.setupTimeout + 10) * 1000);
-    const line = await first.promise;
-    clearTimeout(timer);
-    if (line !== undefined) {
-      await sleep(this.o.idleSettle); // let the server settle with every connection open
-      run.rss1 = memKb(srv.pid, "VmRSS");
-      run.hwm1 = memKb(srv.pid, "VmHWM");
-    }
-    // loadgen exits by itself after holding; bound the wait anyway
-    const exited = await Promise.race([
-      proc.exited.then(() => true),
-      sleep(this.o.idleHold + 10).then(() => false),
-    ]);
-    if (!exited) await stopProc(proc);
-    await Promise.race([pumped, sleep(1)]);
-    started.delete(proc);
-    if (err.trim() !== "") appendFileSync(join(this.outDir, "loadgen.err"), err);
-    let json: Record<string, number | string> | undefined;
-    try {
-      json = line?.startsWith("{") ? JSON.parse(line) : undefined;
-    } catch {}
-    if (json === undefined || run.rss1 === undefined) {
-      run.failed = `idle loadgen gave no result (exit ${proc.exitCode ?? proc.signalCode}) ${err.trim()}`;
-      this.crashed = true;
-      return;
-    }
-    run.lg = json;
-    if (err.trim() !== "") run.warn = err.trim().split("\n").slice(-2).join(" / ");
-    run.held = Number(json.held);
-    run.errors = Number(json.errors);
-    run.rss0 = rss0;
-    run.kbPerConn = run.held > 0 ? (run.rss1 - rss0) / run.held : undefined;
   }
 }

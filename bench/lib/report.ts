@@ -5,67 +5,12 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Cell, cellTitle, IDLE_NAME, libOf, type Run, rawOf } from "./measure.ts";
+import { type Cell, cellTitle, IDLE_NAME, libOf, rawOf } from "./cells.ts";
+import type { Run } from "./measure.ts";
 import { BENCH } from "./process.ts";
-import { fmt, log, median } from "./util.ts";
-
-interface Summary {
-  rate?: number;
-  p99?: number;
-  clientCpu?: number;
-  clientCpuMax?: number;
-  serverCpu?: number;
-  errors: number;
-  died: number;
-  failed: number;
-  kbPerConn?: number;
-  rss0?: number;
-  rss1?: number;
-  hwm1?: number;
-  held?: number;
-}
-
-/** A measurement at all: loadgen gave a result and the server lived through it. */
-const usable = (r: Run): boolean => r.failed === undefined && !r.died;
-/** ...and nobody else used the two CPUs meanwhile (always true for the idle cell). */
-const clean = (r: Run, otherMax: number): boolean => usable(r) && (r.otherCpu ?? 0) <= otherMax;
-
-/** Medians over the undisturbed runs, or over all usable runs when every one was disturbed. */
-function summarize(runs: Run[], otherMax: number): Summary {
-  const cleanRuns = runs.filter((r) => clean(r, otherMax));
-  const ok = cleanRuns.length > 0 ? cleanRuns : runs.filter(usable);
-  const med = (f: (r: Run) => number | undefined): number | undefined =>
-    median(ok.map(f).filter((x): x is number => x !== undefined));
-  const cc = ok.map((r) => r.clientCpu).filter((x): x is number => x !== undefined);
-  return {
-    rate: med((r) => r.rate),
-    p99: med((r) => r.p99),
-    clientCpu: med((r) => r.clientCpu),
-    clientCpuMax: cc.length ? Math.max(...cc) : undefined,
-    serverCpu: med((r) => r.serverCpu),
-    errors: runs.reduce((a, r) => a + (r.errors ?? 0), 0),
-    died: runs.filter((r) => r.died).length,
-    failed: runs.filter((r) => r.failed !== undefined).length,
-    kbPerConn: med((r) => r.kbPerConn),
-    rss0: med((r) => r.rss0),
-    rss1: med((r) => r.rss1),
-    hwm1: med((r) => r.hwm1),
-    held: med((r) => r.held),
-  };
-}
-
-/** A markdown table, padded, with the separator row in biome's format. */
-function mdTable(rows: string[][], align: ("l" | "r")[]): string {
-  const w = align.map((_, i) => Math.max(3, ...rows.map((r) => [...(r[i] ?? "")].length)));
-  const pad = (s: string, i: number): string => {
-    const n = w[i]! - [...s].length;
-    return align[i] === "r" ? " ".repeat(n) + s : s + " ".repeat(n);
-  };
-  const line = (r: string[]): string => `| ${r.map((s, i) => pad(s, i)).join(" | ")} |`;
-  // the separator row in biome's markdown format, so a generated RESULTS.md passes `biome check`
-  const sep = `| ${align.map((a, i) => (a === "r" ? `${"-".repeat(w[i]! - 1)}:` : "-".repeat(w[i]!))).join(" | ")} |`;
-  return [line(rows[0]!), sep, ...rows.slice(1).map(line)].join("\n");
-}
+import { respSection } from "./resp-report.ts";
+import { mdTable, ratioOf, type Summary, summarize } from "./summary.ts";
+import { fmt, log } from "./util.ts";
 
 /** Everything a run recorded: enough to print its table again later (`--report DIR`). */
 export interface Recorded {
@@ -89,32 +34,6 @@ export interface Recorded {
   outDir: string;
   /** cells left out, and why */
   skipped?: string[];
-}
-
-/**
- * The ratio column of one pair of servers in one cell: the median of the per-repetition ratios
- * (`lib`/`base`, on rates or, for the idle cell, kB per connection), their range, and how many
- * repetitions were undisturbed pairs.
- */
-function ratioOf(b: Recorded, cell: Cell, base: string, lib: string): string {
-  const runsOf = (label: string): Run[] => b.runs.filter((r) => r.cell === cell.name && r.server === label);
-  // In each repetition the servers ran back to back, so drift of the machine between repetitions
-  // cancels out. Pairs where someone else used the CPUs are left out while undisturbed pairs exist.
-  const all: { x: number; clean: boolean }[] = [];
-  for (let rep = 1; rep <= b.reps; rep++) {
-    const a = runsOf(base).find((r) => r.rep === rep && usable(r));
-    const l = runsOf(lib).find((r) => r.rep === rep && usable(r));
-    if (a === undefined || l === undefined) continue;
-    const [x, y] = cell.mode === "idle" ? [a.kbPerConn, l.kbPerConn] : [a.rate, l.rate];
-    if (x !== undefined && y !== undefined && x > 0)
-      all.push({ x: y / x, clean: clean(a, b.otherMax) && clean(l, b.otherMax) });
-  }
-  const pairs = all.some((p) => p.clean) ? all.filter((p) => p.clean) : all;
-  const rs = pairs.map((p) => p.x);
-  let ratio = rs.length > 0 ? `×${fmt(median(rs), 2)}` : "–";
-  if (rs.length > 1) ratio += ` (${fmt(Math.min(...rs), 2)}–${fmt(Math.max(...rs), 2)})`;
-  if (rs.length > 0 && rs.length < b.reps) ratio += ` [${rs.length}/${b.reps}]`;
-  return ratio;
 }
 
 /** The table (one row per cell and pair of servers), its notes, and the table of every run. */
@@ -142,7 +61,8 @@ export function report(b: Recorded): { table: string; notes: string[]; runsTable
       b.runs.filter((r) => r.cell === cell.name && r.server === label),
       b.otherMax,
     );
-  for (const cell of b.cells) {
+  // the RESP cells have a table of their own (resp-report.ts)
+  for (const cell of b.cells.filter((c) => c.mode !== "resp")) {
     const raw = rawOf(cell);
     const lib = libOf(cell);
     const sl = summaryOf(cell, lib);
@@ -277,14 +197,36 @@ export function report(b: Recorded): { table: string; notes: string[]; runsTable
   };
 }
 
+/** The RESP section of RESULTS.md. */
+function respMd(resp: { table: string; notes: string[] }): string[] {
+  return [
+    "## RESP under redis-benchmark",
+    "",
+    "`redis-benchmark -c 50 -P 1|16 -t set,get` (pinned to the client CPU) against the lean raw RESP server,",
+    "the library's (examples/resp-server.ts), at P=16 the naive raw one (one `write()` per reply), and the",
+    "real redis-server as a reference. `req/s`: all requests over the time of the two tests; `CPU µs/req`:",
+    "the server's CPU (utime + stime from /proc) over the run, per request (lower is better). Each `÷ lean",
+    "raw` is the median of the per-repetition ratios server/lean raw, with their range; the `÷` row is the",
+    "library against the naive raw server. `cpu srv/cli` = CPU of the server / of redis-benchmark.",
+    "",
+    resp.table,
+    "",
+    ...(resp.notes.length ? [...resp.notes.map((n) => `- ${n}`), ""] : []),
+  ];
+}
+
 /** Print the table and notes; with `write`, rewrite bench/RESULTS.md. */
 export function render(rec: Recorded, write: boolean): void {
   const { table, notes, runsTable } = report(rec);
+  const resp = respSection(rec);
+  // a run of RESP cells only has no loadgen table
+  const loadgenTable = rec.cells.some((c) => c.mode !== "resp");
   const setup =
     `Bun ${rec.bun}, Linux ${rec.kernel}, ${rec.nproc} CPUs (${rec.cpuModel}), ${rec.pin}; ` +
     `${rec.reps} rep(s) × ${rec.dur} s (+${rec.warm} s warm-up) per cell and server, medians`;
-  console.log(`\n${table}\n`);
-  for (const n of notes) console.log(`note: ${n}`);
+  if (loadgenTable) console.log(`\n${table}\n`);
+  if (resp !== undefined) console.log(`\nRESP under redis-benchmark:\n\n${resp.table}\n`);
+  for (const n of [...(resp?.notes ?? []), ...notes]) console.log(`note: ${n}`);
   // the options some servers report when ready (which line framing the library accepted, ...)
   const said = rec.servers.filter((x) => x.ready !== undefined && x.ready !== "ready");
   if (said.length > 0)
@@ -312,6 +254,7 @@ export function render(rec: Recorded, write: boolean): void {
     table,
     "",
     ...(notes.length ? [...notes.map((n) => `- ${n}`), ""] : []),
+    ...(resp === undefined ? [] : respMd(resp)),
     "## Every run",
     "",
     runsTable,
