@@ -18,6 +18,8 @@ export const SERVER_FILES: Readonly<Record<string, string>> = {
   "sockerl-packet4": "servers/sockerl-echo-packet4.ts",
   "raw-naive": "servers/raw-echo-naive.ts",
   "raw-line": "servers/raw-echo-line.ts",
+  "raw-packet4-whole": "servers/raw-echo-packet4-whole.ts",
+  "raw-line-whole": "servers/raw-echo-line-whole.ts",
   "sockerl-line": "servers/sockerl-echo-line.ts",
   "sockerl-timeout": "servers/sockerl-echo-timeout.ts",
   "raw-tls": "servers/raw-echo-tls.ts",
@@ -64,6 +66,11 @@ export interface Cell {
   readonly lib?: string;
   /** a second baseline, a naive raw server, shown in a row of its own under the cell */
   readonly naive?: string;
+  /**
+   * an upper bound, shown in a row of its own: a raw server that echoes complete frames back whole,
+   * doing no per-frame work (no server that hands each frame to application code gets there)
+   */
+  readonly bound?: string;
   /** a reference server shown next to them (the RESP cells: redis-server) */
   readonly ref?: string;
   /** resp mode: redis-benchmark's -n (requests per test) of a full run, for --dur 5 */
@@ -81,6 +88,7 @@ export const serversOf = (c: Cell): string[] => [
   rawOf(c),
   libOf(c),
   ...(c.naive ? [c.naive] : []),
+  ...(c.bound ? [c.bound] : []),
   ...(c.ref ? [c.ref] : []),
 ];
 
@@ -107,9 +115,18 @@ export const MATRIX: readonly Cell[] = [
   // FIN close: capped near 14k/s by TIME_WAIT of the single 127.0.0.1 pair (see README)
   { name: "connect-fin", mode: "connect", conns: 50, size: 64, pipeline: 1, fullOnly: true },
   { name: "p4-100", mode: "echo", conns: 100, size: 64, pipeline: 1, fullOnly: true, ...P4 },
-  { name: "p4-100p16", mode: "echo", conns: 100, size: 64, pipeline: 16, naive: "raw-naive", ...P4 },
+  {
+    name: "p4-100p16",
+    mode: "echo",
+    conns: 100,
+    size: 64,
+    pipeline: 16,
+    naive: "raw-naive",
+    bound: "raw-packet4-whole",
+    ...P4,
+  },
   { name: "line100", mode: "echo", conns: 100, size: 64, pipeline: 1, fullOnly: true, ...LINE },
-  { name: "line100p16", mode: "echo", conns: 100, size: 64, pipeline: 16, ...LINE },
+  { name: "line100p16", mode: "echo", conns: 100, size: 64, pipeline: 16, bound: "raw-line-whole", ...LINE },
   { name: "timeout100", mode: "echo", conns: 100, size: 64, pipeline: 1, lib: "sockerl-timeout" },
   {
     name: "timeout100p16",

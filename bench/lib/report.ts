@@ -5,7 +5,7 @@
  */
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type Cell, cellTitle, IDLE_NAME, libOf, rawOf } from "./cells.ts";
+import { type Cell, cellTitle, IDLE_NAME, libOf, rawOf, serversOf } from "./cells.ts";
 import type { Run } from "./measure.ts";
 import { BENCH } from "./process.ts";
 import { respSection } from "./resp-report.ts";
@@ -72,6 +72,11 @@ export function report(b: Recorded): { table: string; notes: string[]; runsTable
     ];
     if (cell.naive !== undefined)
       pairs.push([cell.naive, ` [${cell.naive} / ${lib}]: naive raw, one write() per request`]);
+    if (cell.bound !== undefined)
+      pairs.push([
+        cell.bound,
+        ` [${cell.bound} / ${lib}]: bound, complete frames echoed whole, no per-frame work`,
+      ]);
     for (const [base, suffix] of pairs) {
       const sr = summaryOf(cell, base);
       const ratio = ratioOf(b, cell, base, lib);
@@ -110,7 +115,7 @@ export function report(b: Recorded): { table: string; notes: string[]; runsTable
       }
     }
     if (cell.mode !== "idle")
-      for (const label of [raw, lib, ...(cell.naive ? [cell.naive] : [])]) {
+      for (const label of serversOf(cell)) {
         const s = summaryOf(cell, label);
         if (s.clientCpuMax !== undefined && s.clientCpuMax >= 0.95)
           busyClient.push(`${cell.name} ${label} (${fmt(s.clientCpuMax, 2)})`);
