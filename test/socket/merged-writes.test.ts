@@ -5,13 +5,15 @@
  * merge. A client that stops reading makes every merged write short; when it reads again, every reply
  * must be the frame it answers, byte for byte. The same holds for `{ delimiter }` framing, and for
  * many connections whose merges take turns with the one buffer: a peer that stops reading holds the
- * rest of a short merged write in its queue while another peer's merges reuse the buffer.
+ * rest of a short merged write in its queue while another peer's merges reuse the buffer; over TLS too.
  */
 
 import { afterEach, expect, test } from "bun:test";
-import type { Handler } from "../../src/index.ts";
+import { type Handler, tls } from "../../src/index.ts";
 import { frame4, RawClient, unframe4 } from "../helpers/client.ts";
-import { cleanup, startTestServer } from "../helpers/server.ts";
+import { cleanup, defer, startTestServer } from "../helpers/server.ts";
+import { pem } from "../helpers/tls.ts";
+import { within } from "../helpers/wait.ts";
 
 afterEach(cleanup);
 
@@ -129,3 +131,66 @@ test.each([
   },
   20_000,
 );
+
+/** A Bun TLS client that collects what it reads; `paused` leaves it not reading until `resume()`. */
+async function tlsClient(port: number, paused: boolean) {
+  const chunks: Buffer[] = [];
+  let length = 0;
+  const { promise: handshake, resolve } = Promise.withResolvers<void>();
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    tls: { ca: pem.ca, serverName: "localhost" },
+    socket: {
+      handshake: () => resolve(),
+      data(_s, chunk) {
+        chunks.push(Buffer.from(chunk));
+        length += chunk.length;
+      },
+    },
+  });
+  defer(() => socket.terminate());
+  // Bun's TLS connect resolves before the handshake, and what is written before it may be lost.
+  await within(handshake, 5000, "the TLS handshake");
+  if (paused) socket.pause();
+  return { socket, length: () => length, bytes: () => Buffer.concat(chunks) };
+}
+
+test("over TLS: the rest of a short write stays the stalled connection's own while another reuses the buffer", async () => {
+  const part = (i: number, k: number): Buffer => payload(i * 2 + k, 20_000);
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: (packet) => {
+      const i = Buffer.from(packet as Uint8Array).readUInt32BE(0);
+      return { send: [part(i, 0), part(i, 1)] };
+    },
+  };
+  const server = await startTestServer(handler, undefined, {
+    packet: 4,
+    transport: tls({ cert: pem.serverCert, key: pem.serverKey }),
+  });
+  const stalled = await tlsClient(server.port, true);
+  const reader = await tlsClient(server.port, false);
+  const count = 200;
+  for (let i = 0; i < count; i++) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(i, 0);
+    stalled.socket.write(frame4(b));
+    reader.socket.write(frame4(b));
+    await Bun.sleep(0);
+  }
+  const total = count * 2 * 20_004;
+  const arrived = async (c: { length: () => number }): Promise<void> => {
+    while (c.length() < total) await Bun.sleep(5);
+  };
+  await within(arrived(reader), 10_000);
+  stalled.socket.resume();
+  await within(arrived(stalled), 10_000);
+  for (const client of [reader, stalled]) {
+    const frames = unframe4(client.bytes());
+    expect(frames.length).toBe(count * 2);
+    for (let i = 0; i < count * 2; i++) {
+      if (!frames[i]!.equals(payload(i, 20_000))) throw new Error(`frame ${i} differs`);
+    }
+  }
+}, 20_000);
