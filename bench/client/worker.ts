@@ -3,7 +3,8 @@
  * client gets the same process layout: one Bun process, nothing else in it).
  *
  * Usage: bun bench/client/worker.ts <client> <port> <commands> <inFlight> <connections> [warmup]
- *   client: "sockerl" (examples/redis-client.ts), "bun" (Bun's built-in RedisClient), "ioredis"
+ *   client: "sockerl" (examples/redis-client.ts), "bun" (Bun's built-in RedisClient), "ioredis", or
+ *           "raw" (the example's RESP code on a bare Bun socket: see openRaw)
  *   commands: how many commands to time; half SET, half GET, over 1,000 keys with 16-byte values
  *   inFlight: commands kept in flight (1 = sequential: each awaits the previous one)
  *   connections: connections (pool connectors, or clients used round-robin)
@@ -18,6 +19,7 @@
 import { RedisClient as BunRedisClient } from "bun";
 import IORedis from "ioredis";
 import { RedisClient } from "../../examples/redis-client.ts";
+import { encodeArgs, RespParser } from "../../examples/redis-resp.ts";
 
 /** What the benchmark needs from a client: GET, SET, close. */
 interface BenchClient {
@@ -74,9 +76,47 @@ async function open(kind: string, port: number, connections: number): Promise<Be
         },
       };
     }
+    case "raw":
+      return openRaw(port);
     default:
       throw new Error(`unknown client ${kind}`);
   }
+}
+
+/**
+ * "raw": the example's RESP encoder and parser on a bare `Bun.connect` socket, one write per command
+ * and a FIFO of promise callbacks (one connection; not in run.ts's cells). The floor of a Redis client
+ * written in JS on Bun's sockets: what the pool and the connection process add is the difference.
+ */
+async function openRaw(port: number): Promise<BenchClient> {
+  const waiting: Array<{ resolve: (v: unknown) => void; reject: (e: unknown) => void }> = [];
+  let head = 0;
+  const parser = new RespParser();
+  const onReply = (reply: unknown): void => {
+    const w = waiting[head++]!;
+    if (head === waiting.length) {
+      waiting.length = 0;
+      head = 0;
+    }
+    w.resolve(reply);
+  };
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port,
+    socket: { data: (_s, chunk) => parser.feed(chunk, onReply) },
+  });
+  const send = (bytes: Uint8Array): Promise<unknown> =>
+    new Promise((resolve, reject) => {
+      waiting.push({ resolve, reject });
+      socket.write(bytes);
+    });
+  return {
+    get: (k) => send(encodeArgs("GET", [k])),
+    set: (k, v) => send(encodeArgs("SET", [k, v])),
+    close: async () => {
+      socket.end();
+    },
+  };
 }
 
 const KEYS = 1000;
