@@ -178,7 +178,37 @@ function writeResults(table: string): void {
   const now = `## Now: ${date}, ${setup}, ${reps} repetitions\n\n${versions}.\n\n${table}\n`;
   const intro =
     "# Redis client benchmark (`npm run bench:client`)\n\nOps/s medians (min–max); ratios per repetition. See bench/client/run.ts for the cells.\n";
-  writeFileSync(file, `${intro}\n${now}${history === "" ? "" : `\n${history}`}`);
+  writeFileSync(file, alignTables(`${intro}\n${now}${history === "" ? "" : `\n${history}`}`));
+}
+
+/** Pads the columns of every Markdown table, as the formatter (`biome format`) lays them out. */
+function alignTables(text: string): string {
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; ) {
+    if (!lines[i]!.startsWith("|")) {
+      i++;
+      continue;
+    }
+    let end = i;
+    while (end < lines.length && lines[end]!.startsWith("|")) end++;
+    const rows = lines.slice(i, end).map((l) =>
+      l
+        .slice(1, -1)
+        .split("|")
+        .map((c) => c.trim()),
+    );
+    const widths = rows[0]!.map((_, c) =>
+      Math.max(3, ...rows.map((r) => (/^-+$/.test(r[c]!) ? 3 : r[c]!.length))),
+    );
+    for (let r = 0; r < rows.length; r++) {
+      const cells = rows[r]!.map((cell, c) =>
+        /^-+$/.test(cell) ? "-".repeat(widths[c]!) : cell.padEnd(widths[c]!),
+      );
+      lines[i + r] = `| ${cells.join(" | ")} |`;
+    }
+    i = end;
+  }
+  return lines.join("\n");
 }
 
 function redisVersion(): string {
