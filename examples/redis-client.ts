@@ -37,8 +37,12 @@ export interface RedisConnState {
 }
 
 function connState(): RedisConnState {
-  const state: RedisConnState = { parser: new RespParser(), waiting: [], head: 0, onReply: () => undefined };
-  (state as { onReply: (reply: RedisReply) => void }).onReply = (reply) => settle(state, reply);
+  const state: RedisConnState = {
+    parser: new RespParser(),
+    waiting: [],
+    head: 0,
+    onReply: (reply) => settle(state, reply),
+  };
   return state;
 }
 
