@@ -47,7 +47,13 @@ export function nextCallTag(): number {
  * 100 calls. Deadlines round up to the millisecond: a call never times out early, at most 1 ms late.
  */
 class TimeoutBucket {
-  readonly calls = new Set<CallFrom>();
+  /**
+   * The calls put in this bucket, settled ones included (an array is cheaper per call than a Set's
+   * add and delete); emptied when the last one settles, compacted when mostly settled.
+   */
+  calls: CallFrom[] = [];
+  /** Calls of `calls` still pending. */
+  pending = 0;
   timer: TimerHandle | undefined = undefined;
   /** The timer is unref'd (the bucket is empty, kept for the calls of the same millisecond). */
   idle = false;
@@ -57,18 +63,45 @@ class TimeoutBucket {
     /** The clock's clearTimeout when the timer was made (a test may swap the clock later). */
     readonly clear: (timer: TimerHandle) => void,
   ) {}
+
+  add(from: CallFrom): void {
+    const calls = this.calls;
+    // Settled calls stay listed until the bucket empties: past half of a long list, keep the pending ones.
+    if (calls.length >= 64 && this.pending * 2 < calls.length) this.calls = calls.filter((c) => c.pending);
+    this.calls.push(from);
+    this.pending++;
+  }
 }
 
 /** Buckets by deadline (an integer ms on the clock's scale); calls with other timeouts may share one. */
 let buckets = new Map<number, TimeoutBucket>();
+/** The bucket of the last call (calls of one turn share it: no map lookup for them). */
+let lastBucket: TimeoutBucket | undefined;
 /** The clock the buckets' deadlines are on: a swapped clock (the testing kit's) starts a fresh map. */
 let bucketsClock = clock.setTimeout;
 
 function expire(bucket: TimeoutBucket): void {
   bucket.map.delete(bucket.at);
   bucket.timer = undefined;
-  for (const from of bucket.calls) from.timedOut();
-  bucket.calls.clear();
+  const calls = bucket.calls;
+  bucket.calls = [];
+  bucket.pending = 0;
+  for (const from of calls) if (from.pending) from.timedOut();
+}
+
+/** The bucket for deadline `at` (made, with its timer, when there is none); `now` is the clock's time. */
+function bucketFor(at: number, now: number): TimeoutBucket {
+  const last = lastBucket;
+  if (last !== undefined && last.at === at && last.map === buckets && last.timer !== undefined) return last;
+  let bucket = buckets.get(at);
+  if (bucket === undefined) {
+    const b = new TimeoutBucket(at, buckets, clock.clearTimeout);
+    buckets.set(at, b);
+    b.timer = clock.setTimeout(() => expire(b), at - now);
+    bucket = b;
+  }
+  lastBucket = bucket;
+  return bucket;
 }
 
 /** A pending `call`: the `From` a handler gets. */
@@ -101,18 +134,12 @@ export class CallFrom implements From {
         buckets = new Map();
       }
       const now = clock.now();
-      const at = Math.ceil(now + timeoutMs);
-      let bucket = buckets.get(at);
-      if (bucket === undefined) {
-        bucket = new TimeoutBucket(at, buckets, clock.clearTimeout);
-        buckets.set(at, bucket);
-        const b = bucket;
-        bucket.timer = clock.setTimeout(() => expire(b), at - now);
-      } else if (bucket.idle) {
+      const bucket = bucketFor(Math.ceil(now + timeoutMs), now);
+      if (bucket.idle) {
         bucket.idle = false;
         (bucket.timer as { ref?(): unknown } | undefined)?.ref?.();
       }
-      bucket.calls.add(this);
+      bucket.add(this);
       this.#bucket = bucket;
     }
   }
@@ -167,8 +194,8 @@ export class CallFrom implements From {
     const bucket = this.#bucket;
     if (bucket === undefined) return;
     this.#bucket = undefined;
-    bucket.calls.delete(this);
-    if (bucket.calls.size !== 0 || bucket.timer === undefined) return;
+    if (--bucket.pending !== 0 || bucket.timer === undefined) return;
+    bucket.calls.length = 0;
     // The last call of the bucket settled: its timer must not keep the process alive. On the real
     // clock the bucket stays, its timer unref'd, for the next calls of the same millisecond (one
     // at a time, sequential calls would otherwise make and clear a timer each); on another clock

@@ -83,6 +83,35 @@ test("a call nobody answers rejects with CallTimeoutError after its timeout on t
   expect(settled[0]).toBeInstanceOf(CallTimeoutError);
 });
 
+test("calls of one millisecond share a timeout: the answered ones settle, only the unanswered time out", async () => {
+  await using kit = testKit();
+  // Answers every call except those asking for "silence"; the calls all go out in one turn.
+  const server = await kit.startServer<undefined>(
+    {
+      init: () => undefined,
+      handlePacket: () => undefined,
+      handleCall: (request) => (request === "silence" ? undefined : { reply: request }),
+    },
+    undefined,
+  );
+  const conn = (await kit.connect(server)).connection!;
+  const outcomes = new Map<number, unknown>();
+  const calls = Array.from({ length: 200 }, (_, i) =>
+    conn.call(i % 70 === 3 ? "silence" : i).then(
+      (value) => outcomes.set(i, value),
+      (error: unknown) => outcomes.set(i, error),
+    ),
+  );
+  await kit.clock.advance(0);
+  // 197 answered (the bucket keeps only what is pending: more than 64 settled ones were compacted)
+  expect(outcomes.size).toBe(197);
+  await kit.clock.advance(5_000);
+  await Promise.all(calls);
+  for (const i of [3, 73, 143]) expect(outcomes.get(i)).toBeInstanceOf(CallTimeoutError);
+  expect([...outcomes.values()].filter((v) => v instanceof CallTimeoutError).length).toBe(3);
+  expect(kit.clock.pending).toBe(0);
+});
+
 test("a peer that leaves bytes unread for sendTimeout ms is dropped with SendTimeoutError", async () => {
   await using kit = testKit();
   const sink = captureSink();
