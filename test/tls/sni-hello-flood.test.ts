@@ -92,7 +92,9 @@ describe("a crafted 64 KiB ClientHello on an sni listener", () => {
       console.log(
         `sni listener: crafted ${hello.length}-byte ClientHello, ${chunk} B/write${paced ? " paced" : ""}: server CPU ${spentMs.toFixed(1)} ms (answered: ${result.answered})`,
       );
-      expect(spentMs).toBeLessThan(200);
+      // Linear is ~80-220 ms here, most of it the reads themselves (65,000 of them for 1-byte
+      // writes); re-parsing from the start on each read would scan ~2 GB for those: seconds.
+      expect(spentMs).toBeLessThan(600);
       expect(await c.ask("pending", "PENDING")).toBe("0");
 
       const client = await TestClient.connect(port, { ca: pem.ca, serverName: "alt.example" });
