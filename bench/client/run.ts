@@ -13,7 +13,8 @@
  * Commands are half SET, half GET (16-byte values, 1,000 keys). Each repetition runs every cell
  * once per client, back to back, the order of the clients rotating between repetitions, so drift of
  * a shared machine hits all alike; the ratios sockerl/bun and sockerl/ioredis are taken per
- * repetition, then their median and range reported.
+ * repetition, then their median and range reported. The sequential cell also runs the JS floor: the
+ * example's RESP code on a bare Bun socket (worker.ts "raw"), what the pool adds is the difference.
  *
  * Then, with `strace` installed, the `sendto` and `write` syscalls per 10,000 commands of each client
  * (`strace -c -f`, 100 in flight, no warm-up, nothing untimed before), on 1 and 8 connections.
@@ -30,7 +31,14 @@ const DIR = import.meta.dir;
 const ROOT = resolve(DIR, "../..");
 const WORKER = join(DIR, "worker.ts");
 const CLIENTS = ["sockerl", "bun", "ioredis"] as const;
-type ClientKind = (typeof CLIENTS)[number];
+/**
+ * The JS floor, measured in the sequential cell only: the example's RESP code on a bare Bun socket
+ * (worker.ts "raw"), what any Redis client written in JS on Bun's sockets costs at least.
+ */
+const FLOOR = "raw" as const;
+type ClientKind = (typeof CLIENTS)[number] | typeof FLOOR;
+/** Whether a cell also measures the JS floor (one connection, one command at a time). */
+const withFloor = (cell: Cell): boolean => cell.inFlight === 1 && cell.connections === 1;
 
 interface Cell {
   readonly name: string;
@@ -238,14 +246,15 @@ const redis = await RedisServer.start(undefined, 10_000, serverPrefix);
 const results = new Map<string, Record<ClientKind, number[]>>();
 const cpus = new Map<string, Record<ClientKind, number[]>>();
 for (const cell of CELLS) {
-  results.set(cell.name, { sockerl: [], bun: [], ioredis: [] });
-  cpus.set(cell.name, { sockerl: [], bun: [], ioredis: [] });
+  results.set(cell.name, { sockerl: [], bun: [], ioredis: [], raw: [] });
+  cpus.set(cell.name, { sockerl: [], bun: [], ioredis: [], raw: [] });
 }
 try {
   console.error(`redis-server ${redis.port}, ${reps} repetition(s)${pin ? ", pinned" : ""}`);
   for (let rep = 0; rep < reps; rep++) {
     for (const cell of CELLS) {
-      const order = CLIENTS.map((_, i) => CLIENTS[(i + rep) % CLIENTS.length] as ClientKind);
+      const kinds: ClientKind[] = withFloor(cell) ? [...CLIENTS, FLOOR] : [...CLIENTS];
+      const order = kinds.map((_, i) => kinds[(i + rep) % kinds.length] as ClientKind);
       for (const kind of order) {
         const { ops, cpu } = await measure(kind, redis.port, cell);
         results.get(cell.name)![kind].push(ops);
@@ -261,31 +270,34 @@ try {
   lines.push(
     `Redis client benchmark: ${reps} repetition(s), ops/s median (min–max); ratios per repetition, median (min–max).`,
     "",
-    "| cell | sockerl pool | Bun RedisClient | ioredis | sockerl / Bun | sockerl / ioredis |",
-    "| --- | --- | --- | --- | --- | --- |",
+    "| cell | sockerl pool | Bun RedisClient | ioredis | sockerl / Bun | sockerl / ioredis | JS floor (bare socket) | sockerl / floor |",
+    "| --- | --- | --- | --- | --- | --- | --- | --- |",
   );
   for (const cell of CELLS) {
     const r = results.get(cell.name)!;
     const span = (xs: number[], f: (n: number) => string): string =>
       `${f(median(xs))} (${f(Math.min(...xs))}–${f(Math.max(...xs))})`;
     const ratio = (other: ClientKind): number[] => r.sockerl.map((v, i) => v / (r[other][i] as number));
+    const floor = withFloor(cell) ? [span(r.raw, k), span(ratio("raw"), x)] : ["–", "–"];
     lines.push(
-      `| ${cell.title} | ${span(r.sockerl, k)} | ${span(r.bun, k)} | ${span(r.ioredis, k)} | ${span(ratio("bun"), x)} | ${span(ratio("ioredis"), x)} |`,
+      `| ${cell.title} | ${span(r.sockerl, k)} | ${span(r.bun, k)} | ${span(r.ioredis, k)} | ${span(ratio("bun"), x)} | ${span(ratio("ioredis"), x)} | ${floor.join(" | ")} |`,
     );
   }
   lines.push(
     "",
     "Client CPU per command (user + system, every thread of the client's process), µs, median (min–max):",
     "",
-    "| cell | sockerl pool | Bun RedisClient | ioredis |",
-    "| --- | --- | --- | --- |",
+    "| cell | sockerl pool | Bun RedisClient | ioredis | JS floor (bare socket) |",
+    "| --- | --- | --- | --- | --- |",
   );
   for (const cell of CELLS) {
     const c = cpus.get(cell.name)!;
     const us = (n: number): string => n.toFixed(1);
     const span = (xs: number[]): string =>
       `${us(median(xs))} (${us(Math.min(...xs))}–${us(Math.max(...xs))})`;
-    lines.push(`| ${cell.title} | ${span(c.sockerl)} | ${span(c.bun)} | ${span(c.ioredis)} |`);
+    lines.push(
+      `| ${cell.title} | ${span(c.sockerl)} | ${span(c.bun)} | ${span(c.ioredis)} | ${withFloor(cell) ? span(c.raw) : "–"} |`,
+    );
   }
   if (!args.includes("--no-strace") && Bun.which("strace") !== null) {
     lines.push(
