@@ -104,8 +104,60 @@ function bucketFor(at: number, now: number): TimeoutBucket {
   return bucket;
 }
 
+/**
+ * The calls a connection has taken and not settled (a connection that ends fails them): a list
+ * threaded through the calls themselves, so adding and removing one allocates nothing.
+ */
+export class CallList {
+  /** Calls in the list. */
+  size = 0;
+  #first: CallFrom | undefined = undefined;
+
+  /** Adds `from` (which must be in no list). */
+  add(from: CallFrom): void {
+    const first = this.#first;
+    from.list = this;
+    from.prevCall = undefined;
+    from.nextCall = first;
+    if (first !== undefined) first.prevCall = from;
+    this.#first = from;
+    this.size++;
+  }
+
+  /** Removes `from` if it is in this list. */
+  remove(from: CallFrom): void {
+    if (from.list !== this) return;
+    const { prevCall, nextCall } = from;
+    if (prevCall === undefined) this.#first = nextCall;
+    else prevCall.nextCall = nextCall;
+    if (nextCall !== undefined) nextCall.prevCall = prevCall;
+    from.list = from.prevCall = from.nextCall = undefined;
+    this.size--;
+  }
+
+  /** Empties the list; returns what it held. */
+  takeAll(): CallFrom[] {
+    const out: CallFrom[] = [];
+    for (let from = this.#first; from !== undefined; ) {
+      const next = from.nextCall;
+      from.list = from.prevCall = from.nextCall = undefined;
+      out.push(from);
+      from = next;
+    }
+    this.#first = undefined;
+    this.size = 0;
+    return out;
+  }
+}
+
 /** A pending `call`: the `From` a handler gets. */
 export class CallFrom implements From {
+  /** @internal The {@link CallList} of the connection that took it, and its neighbours there. */
+  list: CallList | undefined = undefined;
+  /** @internal */
+  prevCall: CallFrom | undefined = undefined;
+  /** @internal */
+  nextCall: CallFrom | undefined = undefined;
   #owner: object | undefined;
   #resolve: (value: unknown) => void;
   #reject: (error: unknown) => void;

@@ -214,7 +214,7 @@ function finalize(
   // Whatever is still queued will never be handled here: a pool's routed requests go elsewhere.
   for (const event of takeAll(p)) dropEvent(p, event);
   const rare = p.rare;
-  if (rare?.calls !== undefined) for (const from of [...rare.calls]) from.fail(new NoProcError(p.id));
+  if (rare?.calls !== undefined) for (const from of rare.calls.takeAll()) from.fail(new NoProcError(p.id));
   p.exitReason = finalReason;
   if (rare !== undefined) {
     rare.resolveExited?.(finalReason);

@@ -48,7 +48,7 @@
  *
  * @module
  */
-import type { CallFrom } from "../call.ts";
+import type { CallFrom, CallList } from "../call.ts";
 import type { FrameDecoder, PacketFraming } from "../framing/framing.ts";
 import {
   CALLBACK_NAMES,
@@ -240,7 +240,7 @@ export class Rare {
   pendingUpgrade: Transport | undefined = undefined;
   afterUpgrade: Uint8Array[] | undefined = undefined;
   currentFrom: CallFrom | undefined = undefined;
-  calls: Set<CallFrom> | undefined = undefined;
+  calls: CallList | undefined = undefined;
   lastMessage: LastMessage | undefined = undefined;
   exited: Promise<ExitReason> | undefined = undefined;
   resolveExited: ((reason: ExitReason) => void) | undefined = undefined;

@@ -10,7 +10,7 @@
  *
  * @module
  */
-import { CallFrom, nextCallTag, type RequestRouter, setCallHooks } from "../call.ts";
+import { CallFrom, CallList, nextCallTag, type RequestRouter, setCallHooks } from "../call.ts";
 import { clock } from "../clock.ts";
 import { ArgumentError, NoProcError } from "../errors.ts";
 import type { ExitReason, Handler, Outgoing } from "../handler.ts";
@@ -60,7 +60,7 @@ setCallHooks({
     if (TRACING && p.rare?.dbg !== undefined) trace(p, `sent ${formatTerm(value)} to <call ${from.tag}>`);
   },
   settled(owner, from) {
-    (owner as ConnectionProcess).rare?.calls?.delete(from);
+    (owner as ConnectionProcess).rare?.calls?.remove(from);
   },
 });
 
@@ -102,7 +102,7 @@ export function postCall(
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const from = new CallFrom(p, resolve, reject, timeoutMs, router);
-    (rareOf(p).calls ??= new Set()).add(from);
+    (rareOf(p).calls ??= new CallList()).add(from);
     post(p, E_CALL, request, from);
   });
 }
@@ -115,7 +115,7 @@ export function routeCall(p: ConnectionProcess, request: unknown, from: CallFrom
     return;
   }
   from.rebind(p);
-  (rareOf(p).calls ??= new Set()).add(from);
+  (rareOf(p).calls ??= new CallList()).add(from);
   post(p, E_CALL, request, from);
 }
 
@@ -179,7 +179,7 @@ export function rerouteOrFail(p: ConnectionProcess, event: MailboxEvent): boolea
       from.fail(new NoProcError(p.id));
       return false;
     }
-    p.rare?.calls?.delete(from);
+    p.rare?.calls?.remove(from);
   }
   const router = routerOf(event);
   if (router === undefined) return false;
