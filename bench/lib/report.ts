@@ -202,6 +202,16 @@ export function report(b: Recorded): { table: string; notes: string[]; runsTable
   };
 }
 
+/** What RESULTS.md says above the loadgen table. */
+const LOADGEN_INTRO = [
+  "Rates in msgs/s or conns/s (higher is better), medians over the repetitions. The ratio column is the",
+  "median of the per-repetition ratios library/raw (both servers ran back to back in each repetition),",
+  "with their range in brackets; `[2/3]` means a repetition disturbed by other processes was left out.",
+  "A cell that does not compare `raw` with `sockerl` names its pair in brackets (baseline / library).",
+  "For the idle cell it is kB per connection (lower is better). `cpu srv/cli` = CPU used by the server /",
+  "by loadgen during the run (1.00 = one full core). See README.md for how to read it.",
+];
+
 /** The RESP section of RESULTS.md. */
 function respMd(resp: { table: string; notes: string[] }): string[] {
   return [
@@ -249,15 +259,7 @@ export function render(rec: Recorded, write: boolean): void {
       "interleaved cell by cell",
     `- Servers: ${rec.servers.map((s) => `${s.label} = \`${s.cmd}\`${s.ready && s.ready !== "ready" ? ` (${s.ready})` : ""}`).join(", ")}`,
     "",
-    "Rates in msgs/s or conns/s (higher is better), medians over the repetitions. The ratio column is the",
-    "median of the per-repetition ratios library/raw (both servers ran back to back in each repetition),",
-    "with their range in brackets; `[2/3]` means a repetition disturbed by other processes was left out.",
-    "A cell that does not compare `raw` with `sockerl` names its pair in brackets (baseline / library).",
-    "For the idle cell it is kB per connection (lower is better). `cpu srv/cli` = CPU used by the server /",
-    "by loadgen during the run (1.00 = one full core). See README.md for how to read it.",
-    "",
-    table,
-    "",
+    ...(loadgenTable ? [...LOADGEN_INTRO, "", table, ""] : []),
     ...(notes.length ? [...notes.map((n) => `- ${n}`), ""] : []),
     ...(resp === undefined ? [] : respMd(resp)),
     "## Every run",
