@@ -24,15 +24,16 @@ import { writableNow, write, writeShared } from "./writer.ts";
  * {@link corkList}): their arrays keep their capacity, so a batch does not regrow one.
  */
 export class CorkList {
-  readonly chunks: (Uint8Array | undefined)[] = [];
+  /** The payloads: bytes, or text (encoded as UTF-8 straight into the merged buffer). */
+  readonly chunks: (Uint8Array | string | undefined)[] = [];
   /** Payloads in `chunks` (entries past it are empty). */
   count = 0;
   /** Bytes on the wire, headers included. */
   bytes = 0;
 
   /** Appends one payload of `wire` bytes on the wire (header included). */
-  add(bytes: Uint8Array, wire: number): void {
-    this.chunks[this.count++] = bytes;
+  add(payload: Uint8Array | string, wire: number): void {
+    this.chunks[this.count++] = payload;
     this.bytes += wire;
   }
 }
@@ -41,11 +42,19 @@ export class CorkList {
 const spareLists: CorkList[] = [];
 const SPARE_LISTS_MAX = 64;
 
-/** A list holding `first` then `second`, each with an `hs`-byte header (a spare one when there is one). */
-export function corkList(first: Uint8Array, second: Uint8Array, hs: number): CorkList {
+/**
+ * A list holding `first` (when defined: the bytes corked so far, with an `hs`-byte header), then
+ * `second` of `secondWire` bytes on the wire (a spare list when there is one).
+ */
+export function corkList(
+  first: Uint8Array | undefined,
+  second: Uint8Array | string,
+  secondWire: number,
+  hs: number,
+): CorkList {
   const list = spareLists.pop() ?? new CorkList();
-  list.add(first, first.length + hs);
-  list.add(second, second.length + hs);
+  if (first !== undefined) list.add(first, first.length + hs);
+  list.add(second, secondWire);
   return list;
 }
 
@@ -65,9 +74,13 @@ export const CORK_MAX = 256 * 1024;
  * `CORK_MAX`, `highWaterMark` and `maxQueuedBytes`. Returns false (nothing done) otherwise: the
  * general path (writer.ts `sendBytes`) then decides.
  */
-export function corkFramed(p: ConnectionProcess, bytes: Uint8Array, framing: PacketFraming): boolean {
+export function corkFramed(
+  p: ConnectionProcess,
+  payload: Uint8Array | string,
+  size: number,
+  framing: PacketFraming,
+): boolean {
   const settings = p.spec.settings;
-  const size = bytes.length;
   let hs = 0;
   if (typeof framing === "number") {
     if (size > settings.maxPacketSize || size > PREFIX_LIMIT[framing]!) return false;
@@ -81,9 +94,9 @@ export function corkFramed(p: ConnectionProcess, bytes: Uint8Array, framing: Pac
   const corked =
     cork === undefined ? wire : cork instanceof CorkList ? cork.bytes + wire : cork.length + hs + wire;
   if (corked > CORK_MAX || corked > settings.highWaterMark || corked > settings.maxQueuedBytes) return false;
-  if (cork === undefined) p.cork = bytes;
-  else if (cork instanceof CorkList) cork.add(bytes, wire);
-  else p.cork = corkList(cork, bytes, hs);
+  if (cork instanceof CorkList) cork.add(payload, wire);
+  else if (typeof payload !== "string" && cork === undefined) p.cork = payload;
+  else p.cork = corkList(cork, payload, wire, hs); // text always goes in a list: it is encoded at merge
   return true;
 }
 
@@ -159,7 +172,11 @@ export function writeCork(p: ConnectionProcess): void {
   for (let i = 0; i < count; i++) {
     const c = chunks[i]!;
     chunks[i] = undefined; // the list is reused: it must not keep the payload alive
-    const n = c.length;
+    if (typeof c === "string" && hs === 0) {
+      at += merged.write(c, at); // text: encoded in place, its length counted when it was corked
+      continue;
+    }
+    const n = typeof c === "string" ? Buffer.byteLength(c) : c.length;
     if (hs === 4) {
       merged[at] = n >>> 24;
       merged[at + 1] = (n >>> 16) & 0xff;
@@ -170,7 +187,8 @@ export function writeCork(p: ConnectionProcess): void {
       writePrefix(merged, at, hs, n);
       at += hs;
     }
-    merged.set(c, at);
+    if (typeof c === "string") merged.write(c, at);
+    else merged.set(c, at);
     at += n;
   }
   cork.count = 0;

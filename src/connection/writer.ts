@@ -99,8 +99,9 @@ function sendOne(p: ConnectionProcess, packet: unknown): Error | undefined {
     (p.flags & F_CORKED) !== 0 &&
     (p.rare === undefined || p.rare.dbg === undefined)
   ) {
-    if (typeof item === "string") item = textEncoder.encode(item);
-    if (item instanceof Uint8Array && corkFramed(p, item, framing)) return undefined;
+    if (typeof item === "string") {
+      if (corkFramed(p, item, Buffer.byteLength(item), framing)) return undefined;
+    } else if (item instanceof Uint8Array && corkFramed(p, item, item.length, framing)) return undefined;
   }
   return sendBytes(p, item, packet, framing);
 }
@@ -156,7 +157,7 @@ function sendBytes(
     cork.add(bytes, wire);
     corked = cork.bytes;
   } else {
-    const list = (p.cork = corkList(cork, bytes, hs));
+    const list = (p.cork = corkList(cork, bytes, wire, hs));
     corked = list.bytes;
   }
   // Write early what would pass highWaterMark (so the queue stops the reading in time) or build a huge buffer.

@@ -194,3 +194,58 @@ test("over TLS: the rest of a short write stays the stalled connection's own whi
     }
   }
 }, 20_000);
+
+test.each([
+  ["packet: 2", 2],
+  ["{ delimiter }", 0],
+] as const)(
+  "%s — text and bytes corked together are encoded in place, byte for byte (multi-byte characters, lone surrogates)",
+  async (_, hs) => {
+    const texts = ["héllo €", "😀 ok", "lone \ud800 surrogate", "plain"];
+    const reply = (i: number): (string | Buffer)[] => [
+      `${texts[i % texts.length]} #${i}`,
+      Buffer.from(`<bytes ${i}>`),
+      `${i}✓`,
+    ];
+    const handler: Handler<undefined> = {
+      init: () => undefined,
+      handlePacket: (packet) => {
+        const i = Number(
+          Buffer.from(packet as Uint8Array)
+            .toString()
+            .trim(),
+        );
+        return { send: hs === 0 ? reply(i).map((r) => (typeof r === "string" ? `${r}\r\n` : r)) : reply(i) };
+      },
+    };
+    const server = await startTestServer(handler, undefined, {
+      packet: hs === 0 ? { delimiter: "\r\n" } : 2,
+    });
+    const client = await RawClient.connect(server.port);
+    const count = 64;
+    const request = (i: number): Buffer => {
+      const body = Buffer.from(`${i}`);
+      if (hs === 0) return Buffer.concat([body, Buffer.from("\r\n")]);
+      const header = Buffer.alloc(2);
+      header.writeUInt16BE(body.length, 0);
+      return Buffer.concat([header, body]);
+    };
+    // all requests in one write: one chunk, every reply corked into one merged write
+    client.write(Buffer.concat(Array.from({ length: count }, (_, i) => request(i))));
+    const expected = Buffer.concat(
+      Array.from({ length: count }, (_, i) =>
+        Buffer.concat(
+          reply(i).map((r) => {
+            const bytes = typeof r === "string" ? Buffer.from(hs === 0 ? `${r}\r\n` : r) : r;
+            if (hs === 0) return bytes;
+            const header = Buffer.alloc(2);
+            header.writeUInt16BE(bytes.length, 0);
+            return Buffer.concat([header, bytes]);
+          }),
+        ),
+      ),
+    );
+    await client.waitForBytes(expected.length, 5000);
+    expect(client.bytes().equals(expected)).toBe(true);
+  },
+);
