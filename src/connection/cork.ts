@@ -46,7 +46,7 @@ const SPARE_LISTS_MAX = 64;
  * A list holding `first` (when defined: the bytes corked so far, with an `hs`-byte header), then
  * `second` of `secondWire` bytes on the wire (a spare list when there is one).
  */
-export function corkList(
+function corkList(
   first: Uint8Array | undefined,
   second: Uint8Array | string,
   secondWire: number,
@@ -59,9 +59,31 @@ export function corkList(
 }
 
 /** The length-prefix size of the connection's framing (1, 2 or 4), or 0. */
-export function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
+function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
   const framing = p.spec.settings.framing;
   return typeof framing === "number" ? framing : 0;
+}
+
+/** Bytes corked, on the wire (length prefixes included). */
+export function corkedBytes(p: ConnectionProcess): number {
+  const cork = p.cork;
+  return cork === undefined ? 0 : cork instanceof CorkList ? cork.bytes : cork.length + prefixOf(p);
+}
+
+/**
+ * Adds one payload of `wire` bytes on the wire (with its `hs`-byte prefix) to the cork: alone while it
+ * is the only bytes, else in a list; text always goes in a list (it is encoded at merge).
+ */
+export function addToCork(
+  p: ConnectionProcess,
+  payload: Uint8Array | string,
+  wire: number,
+  hs: number,
+): void {
+  const cork = p.cork;
+  if (cork instanceof CorkList) cork.add(payload, wire);
+  else if (cork === undefined && typeof payload !== "string") p.cork = payload;
+  else p.cork = corkList(cork, payload, wire, hs);
 }
 
 /** Corked bytes beyond this are written at once (a loop of big sends must not build one huge buffer). */
@@ -89,14 +111,10 @@ export function corkFramed(
   else if (framing === "line" || (typeof framing === "object" && !("frameLength" in framing))) {
     if (size > settings.maxPacketSize) return false; // the payload is the whole frame
   }
-  const cork = p.cork;
   const wire = size + hs;
-  const corked =
-    cork === undefined ? wire : cork instanceof CorkList ? cork.bytes + wire : cork.length + hs + wire;
+  const corked = corkedBytes(p) + wire;
   if (corked > CORK_MAX || corked > settings.highWaterMark || corked > settings.maxQueuedBytes) return false;
-  if (cork instanceof CorkList) cork.add(payload, wire);
-  else if (typeof payload !== "string" && cork === undefined) p.cork = payload;
-  else p.cork = corkList(cork, payload, wire, hs); // text always goes in a list: it is encoded at merge
+  addToCork(p, payload, wire, hs);
   return true;
 }
 
@@ -147,55 +165,45 @@ export function writeCork(p: ConnectionProcess): void {
   if (cork === undefined) return;
   p.cork = undefined;
   const hs = prefixOf(p);
-  if (!(cork instanceof CorkList)) {
-    if (hs === 0) {
-      write(p, cork);
-      return;
-    }
-    const size = hs + cork.length;
-    const direct = size <= MERGE_MAX && copiesWrites(p) && writableNow(p);
-    const framed = direct ? mergeBuffer(size) : Buffer.allocUnsafe(size);
-    writePrefix(framed, 0, hs, cork.length);
-    framed.set(cork, hs);
-    if (direct) writeShared(p, framed, size);
-    else write(p, framed);
+  if (hs === 0 && !(cork instanceof CorkList)) {
+    write(p, cork);
     return;
   }
-  const total = cork.bytes;
+  const total = cork instanceof CorkList ? cork.bytes : hs + cork.length;
   // Straight to the kernel (the common case): merged into the shared buffer, which the kernel copies
   // from, so a pipelined batch costs no allocation. Bytes that must wait get a buffer of their own.
   const direct = total <= MERGE_MAX && copiesWrites(p) && writableNow(p);
   const merged = direct ? mergeBuffer(total) : Buffer.allocUnsafe(total);
-  const chunks = cork.chunks;
-  const count = cork.count;
+  if (cork instanceof CorkList) mergeList(cork, merged, hs);
+  else {
+    writePrefix(merged, 0, hs as 1 | 2 | 4, cork.length);
+    merged.set(cork, hs);
+  }
+  if (direct) writeShared(p, merged, total);
+  else write(p, merged);
+}
+
+/** Copies the payloads of `list` into `merged`, each after its `hs`-byte prefix, and recycles the list. */
+function mergeList(list: CorkList, merged: Buffer, hs: 0 | 1 | 2 | 4): void {
+  const chunks = list.chunks;
+  const count = list.count;
   let at = 0;
   for (let i = 0; i < count; i++) {
     const c = chunks[i]!;
     chunks[i] = undefined; // the list is reused: it must not keep the payload alive
-    if (typeof c === "string" && hs === 0) {
-      at += merged.write(c, at); // text: encoded in place, its length counted when it was corked
-      continue;
+    // the payload goes after its prefix, whose value is its length once written (text: UTF-8 bytes)
+    let n: number;
+    if (typeof c === "string") n = merged.write(c, at + hs);
+    else {
+      merged.set(c, at + hs);
+      n = c.length;
     }
-    const n = typeof c === "string" ? Buffer.byteLength(c) : c.length;
-    if (hs === 4) {
-      merged[at] = n >>> 24;
-      merged[at + 1] = (n >>> 16) & 0xff;
-      merged[at + 2] = (n >>> 8) & 0xff;
-      merged[at + 3] = n & 0xff;
-      at += 4;
-    } else if (hs !== 0) {
-      writePrefix(merged, at, hs, n);
-      at += hs;
-    }
-    if (typeof c === "string") merged.write(c, at);
-    else merged.set(c, at);
-    at += n;
+    if (hs !== 0) writePrefix(merged, at, hs, n);
+    at += hs + n;
   }
-  cork.count = 0;
-  cork.bytes = 0;
-  if (spareLists.length < SPARE_LISTS_MAX) spareLists.push(cork);
-  if (direct) writeShared(p, merged, total);
-  else write(p, merged);
+  list.count = 0;
+  list.bytes = 0;
+  if (spareLists.length < SPARE_LISTS_MAX) spareLists.push(list);
 }
 
 /** Largest batch merged into the shared buffer (bigger ones are rare and get their own). */

@@ -16,7 +16,7 @@ import { checkPrefixed, encodeFrame, type PacketFraming } from "../framing/frami
 import type { Outgoing } from "../handler.ts";
 import { FLUSH_CLOSED, FLUSH_EMPTY, OutboundQueue } from "../outbound.ts";
 import { formatTerm, TRACING } from "../trace.ts";
-import { CORK_MAX, CorkList, corkFramed, corkList, prefixOf, scheduleFlush, writeCork } from "./cork.ts";
+import { addToCork, CORK_MAX, corkedBytes, corkFramed, scheduleFlush, writeCork } from "./cork.ts";
 import { pausedFor, setPause } from "./inbound.ts";
 import { finishClose, trace } from "./lifecycle.ts";
 import { post, run } from "./mailbox.ts";
@@ -148,18 +148,8 @@ function sendBytes(
   }
   if (wire === 0) return undefined;
   if ((p.flags & F_CORKED) === 0) scheduleFlush(p);
-  const cork = p.cork;
-  let corked: number;
-  if (cork === undefined) {
-    p.cork = bytes;
-    corked = wire;
-  } else if (cork instanceof CorkList) {
-    cork.add(bytes, wire);
-    corked = cork.bytes;
-  } else {
-    const list = (p.cork = corkList(cork, bytes, wire, hs));
-    corked = list.bytes;
-  }
+  addToCork(p, bytes, wire, hs);
+  const corked = corkedBytes(p);
   // Write early what would pass highWaterMark (so the queue stops the reading in time) or build a huge buffer.
   if (corked > CORK_MAX || corked + (p.out?.bytes ?? 0) > p.spec.settings.highWaterMark) writeCork(p);
   return undefined;
@@ -167,9 +157,7 @@ function sendBytes(
 
 /** Bytes sent and not yet with the kernel: corked plus queued. */
 export function queuedBytes(p: ConnectionProcess): number {
-  const cork = p.cork;
-  const corked = cork === undefined ? 0 : cork instanceof CorkList ? cork.bytes : cork.length + prefixOf(p);
-  return corked + (p.out?.bytes ?? 0);
+  return corkedBytes(p) + (p.out?.bytes ?? 0);
 }
 
 /** Whether a write would go straight to the socket (nothing queued, held, or waiting for an upgrade). */
@@ -185,14 +173,7 @@ export function writableNow(p: ConnectionProcess): boolean {
 
 /** Writes the first `length` bytes of the shared merge buffer; what the kernel leaves is copied into the queue. */
 export function writeShared(p: ConnectionProcess, merged: Buffer, length: number): void {
-  const n = p.socket!.write(merged, 0, length);
-  if (n > 0) p.spec.totals.bytesOut += n;
-  if (n === length) return;
-  if (n < 0) {
-    socketGone(p);
-    return;
-  }
-  queueRest(p, Buffer.from(merged.subarray(n, length)), n);
+  wrote(p, p.socket!.write(merged, 0, length), merged, length, true);
 }
 
 // ---------------------------------------------------------------- the socket
@@ -214,23 +195,27 @@ export function write(p: ConnectionProcess, bytes: Uint8Array): void {
     queued(p, out);
     return;
   }
-  const n = socket.write(bytes);
+  wrote(p, socket.write(bytes), bytes, bytes.length, false);
+}
+
+/**
+ * What a write of the first `length` bytes of `bytes` did (`n`, as `write()` returned it): counted, and
+ * what the kernel left queued for `drain`; a copy of it when `bytes` is the shared merge buffer, which
+ * the next merge overwrites.
+ */
+function wrote(p: ConnectionProcess, n: number, bytes: Uint8Array, length: number, shared: boolean): void {
   if (n > 0) p.spec.totals.bytesOut += n;
-  if (n === bytes.length) return;
+  if (n === length) return;
   if (n < 0) {
     socketGone(p);
     return;
   }
-  queueRest(p, n === 0 ? bytes : bytes.subarray(n), n);
-}
-
-/** A short write: `rest` waits in the queue for `drain` (`taken` bytes went to the kernel). */
-function queueRest(p: ConnectionProcess, rest: Uint8Array, taken: number): void {
+  const rest = n === 0 && length === bytes.length ? bytes : bytes.subarray(n, length);
   let out = p.out;
   if (out === undefined) out = p.out = new OutboundQueue();
-  out.enqueued += taken;
-  out.flushed += taken;
-  out.push(rest);
+  out.enqueued += n;
+  out.flushed += n;
+  out.push(shared ? Buffer.from(rest) : rest);
   queued(p, out);
 }
 
