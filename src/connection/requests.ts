@@ -92,7 +92,7 @@ export function call(
 /**
  * A call to `p` (running, `timeoutMs` checked): a pool's call once it picked a connector. The new
  * `From` is `p`'s from the start, so it skips {@link routeCall}'s re-check and rebind (a hook call and
- * a `Set.delete` per call).
+ * a list removal per call).
  */
 export function postCall(
   p: ConnectionProcess,
@@ -101,10 +101,14 @@ export function postCall(
   router?: RequestRouter,
 ): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const from = new CallFrom(p, resolve, reject, timeoutMs, router);
-    (rareOf(p).calls ??= new CallList()).add(from);
-    post(p, E_CALL, request, from);
+    postTaken(p, request, new CallFrom(p, resolve, reject, timeoutMs, router));
   });
+}
+
+/** Posts a call `p` owns: listed among its pending calls (failed if it ends), then to the mailbox. */
+function postTaken(p: ConnectionProcess, request: unknown, from: CallFrom): void {
+  (rareOf(p).calls ??= new CallList()).add(from);
+  post(p, E_CALL, request, from);
 }
 
 /** Posts a call whose {@link CallFrom} exists already (made by `call`, or a pool re-routing it). */
@@ -115,8 +119,7 @@ export function routeCall(p: ConnectionProcess, request: unknown, from: CallFrom
     return;
   }
   from.rebind(p);
-  (rareOf(p).calls ??= new CallList()).add(from);
-  post(p, E_CALL, request, from);
+  postTaken(p, request, from);
 }
 
 /** `conn.cast(message)`. */
