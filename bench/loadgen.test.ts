@@ -7,11 +7,9 @@
  * Real sockets on 127.0.0.1, port 0; every run is a fraction of a second and bounded.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import type { Subprocess } from "bun";
-import { buildLoadgen, type Loadgen } from "./lib/process.ts";
+import { buildLoadgen, type Loadgen, startServerFile } from "./lib/process.ts";
 
-const SERVERS = join(import.meta.dir, "servers");
 const haveGcc = Bun.which("gcc") !== null;
 if (!haveGcc) console.warn("bench/loadgen.test.ts: gcc not installed, loadgen tests skipped");
 const loadgen: Loadgen | undefined = haveGcc ? buildLoadgen() : undefined;
@@ -32,28 +30,8 @@ afterEach(async () => {
 });
 
 /** Starts bench/servers/<file> on port 0 and returns the port it printed. */
-async function server(file: string): Promise<number> {
-  const proc = Bun.spawn([process.execPath, join(SERVERS, file), "0"], {
-    stdout: "pipe",
-    stderr: "inherit",
-    stdin: "ignore",
-  });
-  procs.push(proc);
-  const dec = new TextDecoder();
-  let seen = "";
-  const reader = proc.stdout.getReader();
-  const deadline = Date.now() + 10_000;
-  while (Date.now() < deadline) {
-    const next = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => undefined)]);
-    if (next === undefined || next.done) break;
-    seen += dec.decode(next.value, { stream: true });
-    const m = seen.match(/^ready port=(\d+)/m);
-    if (m) {
-      reader.releaseLock();
-      return Number(m[1]);
-    }
-  }
-  throw new Error(`${file} did not print "ready port=N": ${seen}`);
+function server(file: string): Promise<number> {
+  return startServerFile(file, procs);
 }
 
 interface Result {

@@ -9,11 +9,10 @@
  * Real sockets on 127.0.0.1, port 0; every step is bounded.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { startServerFile } from "./lib/process.ts";
 import { parseCsv } from "./lib/resp.ts";
 
-const SERVERS = join(import.meta.dir, "servers");
 const FILES = ["raw-resp.ts", "raw-resp-naive.ts", "sockerl-resp.ts"];
 const HAVE_CLI = Bun.which("redis-cli") !== null;
 const HAVE_BENCH = Bun.which("redis-benchmark") !== null;
@@ -34,32 +33,7 @@ afterAll(async () => {
 function server(file: string): Promise<number> {
   const known = ports.get(file);
   if (known !== undefined) return known;
-  const started = (async () => {
-    const proc = Bun.spawn([process.execPath, join(SERVERS, file), "0"], {
-      stdout: "pipe",
-      stderr: "inherit",
-      stdin: "ignore",
-    });
-    procs.push(proc);
-    const reader = proc.stdout.getReader();
-    const dec = new TextDecoder();
-    let seen = "";
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      const next = await Promise.race([
-        reader.read(),
-        Bun.sleep(deadline - Date.now()).then(() => undefined),
-      ]);
-      if (next === undefined || next.done) break;
-      seen += dec.decode(next.value, { stream: true });
-      const m = seen.match(/^ready port=(\d+)/m);
-      if (m) {
-        reader.releaseLock();
-        return Number(m[1]);
-      }
-    }
-    throw new Error(`${file} did not print "ready port=N": ${seen}`);
-  })();
+  const started = startServerFile(file, procs);
   ports.set(file, started);
   return started;
 }

@@ -21,6 +21,7 @@ import {
   procTicks,
   pump,
   ROOT,
+  runBounded,
   started,
   stopProc,
   wrap,
@@ -257,25 +258,10 @@ export class Bench {
     args: string[],
     limitS: number,
   ): Promise<{ json?: Record<string, number | string>; error?: string; warn?: string }> {
-    const proc = Bun.spawn(wrap(this.clientCpu, [this.loadgen.bin, ...args], this.nofile), {
-      cwd: ROOT,
-      stdin: "ignore",
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    started.add(proc);
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      void stopProc(proc);
-    }, limitS * 1000);
-    const [out, err] = await Promise.all([
-      new Response(proc.stdout).text(),
-      new Response(proc.stderr).text(),
-    ]);
-    await proc.exited;
-    clearTimeout(timer);
-    started.delete(proc);
+    const { proc, out, err, timedOut } = await runBounded(
+      wrap(this.clientCpu, [this.loadgen.bin, ...args], this.nofile),
+      limitS,
+    );
     if (err.trim() !== "") appendFileSync(join(this.outDir, "loadgen.err"), err);
     const line = out.trim().split("\n").pop() ?? "";
     const warn = err.trim() === "" ? undefined : err.trim().split("\n").slice(-2).join(" / ");

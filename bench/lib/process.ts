@@ -122,6 +122,57 @@ export function wrap(cpu: number | null, argv: string[], nofile: number): string
   return cpu === null ? base : ["taskset", "-c", String(cpu), ...base];
 }
 
+/**
+ * Runs `argv` to completion from the repository root, stopped (by PID) after `limitS` s: a load
+ * generator retries a dead server forever, so every run is bounded. Returns its exited process, its
+ * whole stdout and stderr, and whether the bound stopped it.
+ */
+export async function runBounded(
+  argv: string[],
+  limitS: number,
+): Promise<{ proc: Subprocess; out: string; err: string; timedOut: boolean }> {
+  const proc = Bun.spawn(argv, { cwd: ROOT, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  started.add(proc);
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void stopProc(proc);
+  }, limitS * 1000);
+  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
+  await proc.exited;
+  clearTimeout(timer);
+  started.delete(proc);
+  return { proc, out, err, timedOut };
+}
+
+/**
+ * Starts bench/servers/`file` on port 0 (for the bench's own tests: the caller kills what it pushes to
+ * `procs`) and resolves with the port it printed in its "ready port=N" line, within 10 s.
+ */
+export async function startServerFile(file: string, procs: Subprocess[]): Promise<number> {
+  const proc = Bun.spawn([process.execPath, join(BENCH, "servers", file), "0"], {
+    stdout: "pipe",
+    stderr: "inherit",
+    stdin: "ignore",
+  });
+  procs.push(proc);
+  const reader = proc.stdout.getReader();
+  const dec = new TextDecoder();
+  let seen = "";
+  const deadline = Date.now() + 10_000;
+  while (Date.now() < deadline) {
+    const next = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => undefined)]);
+    if (next === undefined || next.done) break;
+    seen += dec.decode(next.value, { stream: true });
+    const m = seen.match(/^ready port=(\d+)/m);
+    if (m) {
+      reader.releaseLock();
+      return Number(m[1]);
+    }
+  }
+  throw new Error(`${file} did not print "ready port=N": ${seen}`);
+}
+
 /** Read a stream to the end, handing each decoded piece to `sink`. */
 export async function pump(stream: ReadableStream<Uint8Array>, sink: (s: string) => void): Promise<void> {
   const dec = new TextDecoder();

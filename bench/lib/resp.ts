@@ -10,7 +10,7 @@ import { join } from "node:path";
 import type { Options } from "./args.ts";
 import { type Cell, REDIS_LABEL } from "./cells.ts";
 import type { Bench, Run, Server, ServerSpec } from "./measure.ts";
-import { busyTicks, HZ, procTicks, ROOT, started, stopProc, wrap } from "./process.ts";
+import { busyTicks, HZ, procTicks, runBounded, wrap } from "./process.ts";
 import { now } from "./util.ts";
 
 /** The redis-benchmark binary, or null where redis-tools is not installed (the cells are skipped). */
@@ -77,23 +77,11 @@ async function redisBenchmark(
 ): Promise<Outcome> {
   const args = ["-h", "127.0.0.1", "-p", String(port), "-c", String(cell.conns), "-n", String(n)];
   args.push("-P", String(cell.pipeline), "-d", String(cell.size), "-t", "set,get", "-q", "--csv");
-  const proc = Bun.spawn(wrap(b.clientCpu, [REDIS_BENCHMARK!, ...args], b.nofile), {
-    cwd: ROOT,
-    stdin: "ignore",
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  started.add(proc);
-  // redis-benchmark retries a refused or dead server forever: bound it
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    void stopProc(proc);
-  }, limitS * 1000);
-  const [out, err] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text()]);
-  await proc.exited;
-  clearTimeout(timer);
-  started.delete(proc);
+  // redis-benchmark retries a refused or dead server forever: bounded
+  const { proc, out, err, timedOut } = await runBounded(
+    wrap(b.clientCpu, [REDIS_BENCHMARK!, ...args], b.nofile),
+    limitS,
+  );
   // taskset and bash exec into redis-benchmark: the rusage of this PID is redis-benchmark's
   const cpu = proc.resourceUsage()?.cpuTime;
   const cpuS = cpu === undefined ? Number.NaN : Number(cpu.user + cpu.system) / 1e6;

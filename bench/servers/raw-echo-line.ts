@@ -26,10 +26,7 @@ framedServer(port, (s, chunk) => {
   let i = buf.indexOf(10, st.partial === undefined ? 0 : st.partial.length);
   while (i !== -1) {
     if (i > start && buf[i - 1] === 13) {
-      const reply = answer(buf.subarray(start, i + 1));
-      replies.room(reply.length);
-      replies.buf.set(reply, replies.at);
-      replies.at += reply.length;
+      replies.put(answer(buf.subarray(start, i + 1)));
       start = i + 1;
     }
     i = buf.indexOf(10, i + 1);

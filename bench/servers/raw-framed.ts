@@ -74,6 +74,16 @@ export class Replies {
     this.buf = grown;
   }
 
+  /** Appends one reply: bytes, or latin1 text (one byte per char, as the RESP example's replies are). */
+  put(reply: Uint8Array | string): void {
+    this.room(reply.length);
+    if (typeof reply === "string") this.at += this.buf.write(reply, this.at, "latin1");
+    else {
+      this.buf.set(reply, this.at);
+      this.at += reply.length;
+    }
+  }
+
   /** Writes the replies collected for `s` (one write), keeping a copy of what the kernel did not take. */
   flush(s: Bun.Socket<FramedState>): void {
     const n = this.at;
