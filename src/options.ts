@@ -6,7 +6,7 @@
  */
 import type { ConnectionSettings } from "./connection/process.ts";
 import { ArgumentError, OptionError } from "./errors.ts";
-import { isPacketFraming, type PacketFraming } from "./framing/framing.ts";
+import { FrameCutter, isPacketFraming, type PacketFraming } from "./framing/framing.ts";
 import type { ReceiveMode } from "./handler.ts";
 import type { PoolStrategy } from "./pool/router.ts";
 import type { Plan } from "./supervisor.ts";
@@ -237,10 +237,12 @@ export function connectionSettings(record: Record<string, unknown>): ConnectionS
   if (noDelay !== undefined && typeof noDelay !== "boolean")
     throw new OptionError("noDelay", "a boolean", noDelay);
   const highWaterMark = byteSize("highWaterMark", record.highWaterMark, DEFAULT_HIGH_WATER_MARK);
+  const maxPacketSize = byteSize("maxPacketSize", record.maxPacketSize, DEFAULT_MAX_PACKET_SIZE);
   return {
     framing: packet as PacketFraming,
+    cutter: packet === "raw" ? undefined : new FrameCutter(packet as PacketFraming, maxPacketSize),
     utf8: encoding === "utf8",
-    maxPacketSize: byteSize("maxPacketSize", record.maxPacketSize, DEFAULT_MAX_PACKET_SIZE),
+    maxPacketSize,
     highWaterMark,
     maxQueuedBytes: byteSize("maxQueuedBytes", record.maxQueuedBytes, 64 * highWaterMark),
     mode: mode as ReceiveMode,

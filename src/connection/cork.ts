@@ -38,6 +38,55 @@ export class CorkList {
   }
 }
 
+/** Bytes the stage holds at most (one write of a batch; a bigger batch is written in several). */
+const STAGE_SIZE = 64 * 1024;
+
+/**
+ * One buffer that the corked payloads of one connection at a time are copied into as they are sent,
+ * length prefixes written in place: a pipelined batch is then one copy per payload and one write, with
+ * no list to walk. Only for a socket that copies what it takes and can take it now (the buffer is
+ * reused as soon as the write returns); the connection holding it has `p.isStage(cork)`, and others
+ * cork in lists meanwhile. A process has one: JavaScript runs one connection's callbacks at a time, and
+ * the stage is given back by the write at the end of the socket event (or of the turn).
+ */
+export class Stage {
+  readonly buf: Buffer = Buffer.allocUnsafe(STAGE_SIZE);
+  /** Bytes filled. */
+  at = 0;
+  /** The connection whose corked bytes these are. */
+  owner: ConnectionProcess | undefined = undefined;
+
+  /** Appends one payload after its `hs`-byte prefix (the caller checked that it fits). */
+  put(payload: Uint8Array | string, hs: number): void {
+    const buf = this.buf;
+    const at = this.at + hs;
+    let n: number;
+    if (typeof payload === "string") n = buf.write(payload, at);
+    else {
+      buf.set(payload, at);
+      n = payload.length;
+    }
+    if (hs !== 0) writePrefix(buf, at - hs, hs as 1 | 2 | 4, n);
+    this.at = at + n;
+  }
+}
+
+const stage = new Stage();
+
+/** Whether a cork is the stage (identity; also narrows the type). */
+function isStage(cork: Uint8Array | CorkList | Stage | undefined): cork is Stage {
+  return cork === stage;
+}
+
+/** Writes the stage (`p` holds it) and gives it back; a copy when the bytes cannot go to the socket now. */
+function writeStage(p: ConnectionProcess): void {
+  const n = stage.at;
+  stage.owner = undefined;
+  stage.at = 0;
+  if (writableNow(p)) writeShared(p, stage.buf, n);
+  else write(p, Buffer.from(stage.buf.subarray(0, n)));
+}
+
 /** Written lists kept for reuse (bounded: a burst of connections corking at once leaves at most these). */
 const spareLists: CorkList[] = [];
 const SPARE_LISTS_MAX = 64;
@@ -67,12 +116,15 @@ function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
 /** Bytes corked, on the wire (length prefixes included). */
 export function corkedBytes(p: ConnectionProcess): number {
   const cork = p.cork;
-  return cork === undefined ? 0 : cork instanceof CorkList ? cork.bytes : cork.length + prefixOf(p);
+  if (cork === undefined) return 0;
+  if (isStage(cork)) return stage.at;
+  return cork instanceof CorkList ? cork.bytes : cork.length + prefixOf(p);
 }
 
 /**
  * Adds one payload of `wire` bytes on the wire (with its `hs`-byte prefix) to the cork: alone while it
- * is the only bytes, else in a list; text always goes in a list (it is encoded at merge).
+ * is the only bytes; with the bytes before it, copied into the stage when the connection may take it
+ * (see {@link Stage}), else in a list. Text always goes with others (it is encoded when copied).
  */
 export function addToCork(
   p: ConnectionProcess,
@@ -81,9 +133,27 @@ export function addToCork(
   hs: number,
 ): void {
   const cork = p.cork;
-  if (cork instanceof CorkList) cork.add(payload, wire);
+  if (isStage(cork)) {
+    if (stage.at + wire <= STAGE_SIZE) {
+      stage.put(payload, hs);
+      return;
+    }
+    writeCork(p); // the stage is full: what it holds goes now, this payload starts the next write
+    addToCork(p, payload, wire, hs);
+  } else if (cork instanceof CorkList) cork.add(payload, wire);
   else if (cork === undefined && typeof payload !== "string") p.cork = payload;
-  else p.cork = corkList(cork, payload, wire, hs);
+  else if (
+    stage.owner === undefined &&
+    (cork === undefined ? 0 : cork.length + hs) + wire <= STAGE_SIZE &&
+    copiesWrites(p) &&
+    writableNow(p)
+  ) {
+    stage.owner = p;
+    stage.at = 0;
+    p.cork = stage;
+    if (cork !== undefined) stage.put(cork, hs);
+    stage.put(payload, hs);
+  } else p.cork = corkList(cork, payload, wire, hs);
 }
 
 /** Corked bytes beyond this are written at once (a loop of big sends must not build one huge buffer). */
@@ -112,6 +182,14 @@ export function corkFramed(
     if (size > settings.maxPacketSize) return false; // the payload is the whole frame
   }
   const wire = size + hs;
+  if (isStage(p.cork)) {
+    // The hot case of a pipelined batch: one more payload copied into the stage.
+    const at = stage.at + wire;
+    if (at <= STAGE_SIZE && at <= settings.highWaterMark && at <= settings.maxQueuedBytes) {
+      stage.put(payload, hs);
+      return true;
+    }
+  }
   const corked = corkedBytes(p) + wire;
   if (corked > CORK_MAX || corked > settings.highWaterMark || corked > settings.maxQueuedBytes) return false;
   addToCork(p, payload, wire, hs);
@@ -164,6 +242,10 @@ export function writeCork(p: ConnectionProcess): void {
   const cork = p.cork;
   if (cork === undefined) return;
   p.cork = undefined;
+  if (isStage(cork)) {
+    writeStage(p);
+    return;
+  }
   const hs = prefixOf(p);
   if (hs === 0 && !(cork instanceof CorkList)) {
     write(p, cork);

@@ -314,8 +314,8 @@ export function badReturn(callback: number, value: unknown, detail: string): { r
 
 /** Whether `value` is a promise or another thenable. */
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
+  // (a promise has a `then` too: no `instanceof Promise` first, which every plain action would pay)
   return (
-    value instanceof Promise ||
-    (typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function")
+    typeof value === "object" && value !== null && typeof (value as { then?: unknown }).then === "function"
   );
 }

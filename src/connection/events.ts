@@ -162,6 +162,7 @@ export const DETACHED: ConnectionProcess = new ConnectionProcess({
   init: undefined,
   settings: {
     framing: "raw",
+    cutter: undefined,
     utf8: false,
     maxPacketSize: Number.POSITIVE_INFINITY,
     highWaterMark: 0,

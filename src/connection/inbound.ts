@@ -7,14 +7,16 @@
  *
  * @module
  */
-import { FrameDecoder } from "../framing/framing.ts";
+import { type FrameCutter, FrameDecoder } from "../framing/framing.ts";
 import type { Packet } from "../handler.ts";
 import { beginCork, endCork } from "./cork.ts";
 import { dispatchPacket } from "./dispatch.ts";
+import { exit } from "./lifecycle.ts";
 import { markBytesArrived, run } from "./mailbox.ts";
 import {
   type ConnectionProcess,
   EXITING,
+  F_PASSIVE,
   F_PAUSED,
   F_RAW_ACTIVE,
   F_SOCKET_CLOSED,
@@ -35,13 +37,21 @@ const WAITING_BUFFER_MAX = 64 * 1024;
 /** A chunk arrived from the transport. */
 export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
   p.spec.totals.bytesIn += chunk.length;
-  // Fast path: idle, active, raw bytes, nothing buffered.
-  if (p.gate === 0 && (p.flags & F_RAW_ACTIVE) !== 0 && p.decoder === undefined) {
-    const corked = beginCork(p);
-    dispatchPacket(p, chunk);
-    if (p.gate === 0 && p.mailbox !== undefined) run(p);
-    if (corked) endCork(p);
-    return;
+  if (p.gate === 0 && p.decoder === undefined) {
+    // Fast path: idle, active, raw bytes, nothing buffered.
+    if ((p.flags & F_RAW_ACTIVE) !== 0) {
+      const corked = beginCork(p);
+      dispatchPacket(p, chunk);
+      if (p.gate === 0 && p.mailbox !== undefined) run(p);
+      if (corked) endCork(p);
+      return;
+    }
+    // Framed, idle, active, nothing queued: the chunk's frames straight to the handler.
+    const cutter = p.spec.settings.cutter;
+    if (cutter !== undefined && (p.flags & NOT_BATCHED) === 0 && p.mailbox === undefined) {
+      deliverFrames(p, chunk, cutter);
+      return;
+    }
   }
   if (phaseOf(p) >= EXITING) return; // closing: what the peer sends now is discarded
   const decoder = p.decoder ?? borrowDecoder(p);
@@ -58,6 +68,82 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     if (corked) endCork(p);
   } else setPause(p, P_BACKLOG, true);
   releaseDecoder(p);
+}
+
+/** What sends a framed chunk through the decoder and the run loop: passive reads, a slot wait, a pause. */
+const NOT_BATCHED = F_PASSIVE | F_WAITING | PAUSE_MASK;
+
+/**
+ * The chunk being cut by {@link deliverFrames} and where its unread bytes start, so that a transport
+ * swap made by a handler mid-chunk finds them ({@link spillUnread}). One at a time per process; a
+ * nested delivery (a handler that makes another connection receive) saves and restores it.
+ */
+const unread: { of: ConnectionProcess | undefined; chunk: Uint8Array | undefined; at: number } = {
+  of: undefined,
+  chunk: undefined,
+  at: 0,
+};
+
+/**
+ * The frames of a chunk that arrived while the connection was idle, active and had nothing buffered
+ * or queued: each whole frame goes to `handlePacket` as a view of the chunk, in a loop that stops as
+ * soon as the connection cannot take the next one at once (a callback went async, an event was
+ * posted, the mode became passive, the socket was paused, it stopped). What is left (a frame cut at
+ * the chunk's end, or frames the connection cannot take now) goes into the decoder and the run loop,
+ * exactly as if the chunk had taken that path. An error from the framing ends the connection, as the
+ * decoder's does.
+ */
+function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCutter): void {
+  const corked = beginCork(p);
+  const n = chunk.length;
+  const savedOf = unread.of;
+  const savedChunk = unread.chunk;
+  const savedAt = unread.at;
+  unread.chunk = chunk;
+  let off = 0;
+  for (;;) {
+    let end: number;
+    try {
+      end = cutter.end(chunk, off);
+    } catch (error) {
+      exit(p, error);
+      break;
+    }
+    if (end < 0) break;
+    const start = cutter.start;
+    const frame = start === 0 && end === n ? chunk : chunk.subarray(start, end);
+    off = end;
+    unread.of = p;
+    unread.at = end;
+    dispatchPacket(p, frame);
+    if (unread.of !== p) {
+      off = n; // a transport swap took the rest
+      break;
+    }
+    if (end === n || p.gate !== 0 || p.mailbox !== undefined || (p.flags & NOT_BATCHED) !== 0) break;
+  }
+  unread.of = savedOf;
+  unread.chunk = savedChunk;
+  unread.at = savedAt;
+  if (off < n && phaseOf(p) < EXITING) {
+    borrowDecoder(p).push(off === 0 ? chunk : chunk.subarray(off));
+    if (p.gate === 0) run(p);
+    else setPause(p, P_BACKLOG, true);
+    releaseDecoder(p);
+  }
+  if (corked) endCork(p);
+}
+
+/**
+ * A handler swaps the transport while {@link deliverFrames} is cutting a chunk of this connection:
+ * the bytes after the current frame go into the decoder, where the swap collects what arrived behind
+ * the command.
+ */
+export function spillUnread(p: ConnectionProcess): void {
+  if (unread.of !== p) return;
+  unread.of = undefined;
+  const chunk = unread.chunk!;
+  if (unread.at < chunk.length) (p.decoder ?? borrowDecoder(p)).push(chunk.subarray(unread.at));
 }
 
 /** The spec's empty decoder when it is free (no other connection holds it), else a new one. */

@@ -49,7 +49,7 @@
  * @module
  */
 import type { CallFrom, CallList } from "../call.ts";
-import type { FrameDecoder, PacketFraming } from "../framing/framing.ts";
+import type { FrameCutter, FrameDecoder, PacketFraming } from "../framing/framing.ts";
 import {
   CALLBACK_NAMES,
   type ExitReason,
@@ -60,13 +60,15 @@ import {
 import type { OutboundQueue } from "../outbound.ts";
 import { type DebugOption, type DebugState, debugStateFor } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
-import type { CorkList } from "./cork.ts";
+import type { CorkList, Stage } from "./cork.ts";
 import type { IdleTimer, Timers } from "./timers.ts";
 import type { ConnectionView } from "./view.ts";
 
 /** Settings shared by the connections of one server, pool or connector (validated at start). */
 export interface ConnectionSettings {
   readonly framing: PacketFraming;
+  /** The framing's cutter, which finds the frames of a chunk without a decoder (undefined for `"raw"`). */
+  readonly cutter: FrameCutter | undefined;
   readonly utf8: boolean;
   readonly maxPacketSize: number;
   readonly highWaterMark: number;
@@ -274,7 +276,7 @@ export class ConnectionProcess {
   decoder: FrameDecoder | undefined = undefined;
   out: OutboundQueue | undefined = undefined;
   /** Bytes sent while corked: one buffer, or several to merge into one write. */
-  cork: Uint8Array | CorkList | undefined = undefined;
+  cork: Uint8Array | CorkList | Stage | undefined = undefined;
   idle: IdleTimer | undefined = undefined;
   timers: Timers | undefined = undefined;
   rare: Rare | undefined = undefined;

@@ -15,6 +15,7 @@ import { TRACING } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
 import { flushNow } from "./cork.ts";
 import { DETACHED, EVENTS } from "./events.ts";
+import { spillUnread } from "./inbound.ts";
 import { exit, trace } from "./lifecycle.ts";
 import { run } from "./mailbox.ts";
 import { type ConnectionProcess, F_WRITE_HELD, G_UPGRADING, rareOf } from "./process.ts";
@@ -48,6 +49,7 @@ export function doUpgrade(p: ConnectionProcess): void {
   // Bytes sent behind the swap: queued for the new transport (held until its handshake).
   const after = takeAfterUpgrade(p);
   const held = takeQueued(p);
+  spillUnread(p); // bytes behind the command in the chunk being delivered
   const decoder = p.decoder;
   const rest = decoder !== undefined && decoder.buffered > 0 ? decoder.drain() : undefined;
   if (p.spec.settings.framing === "raw") p.decoder = undefined;

@@ -15,15 +15,10 @@
 
 import { ArgumentError, FrameTooLargeError, FramingError } from "../errors.ts";
 import { absorbInto, endsWithDelimiter, peekHeader } from "./chunk-list.ts";
-import { type Codec, delimiterBytes, isCodec } from "./codec.ts";
+import type { Codec } from "./codec.ts";
 import { checkDecoderArguments, frameLengthOf } from "./decoder-checks.ts";
-import { headerSize, type PacketFraming } from "./packet-framing.ts";
-
-/** What the decoder does per frame. */
-const K_RAW = 0;
-const K_PREFIX = 1;
-const K_DELIMITER = 2;
-const K_CODEC = 3;
+import { FrameCutter, K_CODEC, K_DELIMITER, K_PREFIX } from "./frame-cutter.ts";
+import type { PacketFraming } from "./packet-framing.ts";
 
 /**
  * Smallest assembly buffer, in bytes: a frame cut at a chunk's end usually has a few bytes in the
@@ -31,9 +26,6 @@ const K_CODEC = 3;
  * per answer.
  */
 const MIN_ASSEMBLY = 1024;
-
-/** The line-mode terminator, `"\n"`. */
-const LINE_DELIMITER = Uint8Array.of(0x0a);
 
 /**
  * Pull-based inbound decoder: {@link FrameDecoder.push | push} each received chunk, then call
@@ -64,14 +56,8 @@ export class FrameDecoder {
    */
   readonly maxPacketSize: number;
 
-  /** One of K_RAW, K_PREFIX, K_DELIMITER, K_CODEC. */
-  readonly #kind: number;
-  /** Header size: 1, 2 or 4 for prefixes, else 0. */
-  readonly #hs: number;
-  /** Line and delimiter modes: the terminator (line mode: `"\n"`). */
-  readonly #delim: Uint8Array;
-  /** Codec mode: the codec. */
-  readonly #codec: Codec | undefined;
+  /** The framing, parsed (kind of cut, header size, delimiter, codec). */
+  readonly #cut: FrameCutter;
   /** Received chunks; `#chunks[#ci]` is the head, consumed slots before it are `undefined`. Never empty chunks. */
   #chunks: (Uint8Array | undefined)[] = [];
   /** Index of the head chunk. */
@@ -109,19 +95,7 @@ export class FrameDecoder {
     checkDecoderArguments(framing, maxPacketSize);
     this.framing = framing;
     this.maxPacketSize = maxPacketSize;
-    this.#hs = headerSize(framing);
-    this.#delim = LINE_DELIMITER;
-    this.#codec = undefined;
-    if (this.#hs !== 0) this.#kind = K_PREFIX;
-    else if (framing === "raw") this.#kind = K_RAW;
-    else if (framing === "line") this.#kind = K_DELIMITER;
-    else if (isCodec(framing)) {
-      this.#kind = K_CODEC;
-      this.#codec = framing;
-    } else {
-      this.#kind = K_DELIMITER;
-      this.#delim = delimiterBytes(framing as { delimiter: string | Uint8Array });
-    }
+    this.#cut = new FrameCutter(framing, maxPacketSize);
   }
 
   /** Bytes buffered and not yet returned (headers included). */
@@ -165,10 +139,11 @@ export class FrameDecoder {
    *   something that is not a length (see {@link Codec}).
    */
   next(): Uint8Array | undefined {
-    const kind = this.#kind;
-    if (kind === K_PREFIX) return this.#nextPrefixed(this.#hs);
-    if (kind === K_DELIMITER) return this.#nextDelimited();
-    if (kind === K_CODEC) return this.#nextCodec(this.#codec!);
+    const cut = this.#cut;
+    const kind = cut.kind;
+    if (kind === K_PREFIX) return this.#nextPrefixed(cut.hs);
+    if (kind === K_DELIMITER) return this.#nextDelimited(cut.delim);
+    if (kind === K_CODEC) return this.#nextCodec(cut.codec!);
     const total = this.#total;
     return total === 0 ? undefined : this.#read(total);
   }
@@ -268,12 +243,11 @@ export class FrameDecoder {
    * checks the bytes before it, which are always buffered already: a delimiter split across chunks is
    * found in the chunk where it ends, and resuming never has to look back.
    */
-  #nextDelimited(): Uint8Array | undefined {
+  #nextDelimited(delim: Uint8Array): Uint8Array | undefined {
     if (this.#total === 0) return undefined;
     const chunks = this.#chunks;
     const count = chunks.length;
     const max = this.maxPacketSize;
-    const delim = this.#delim;
     const dl = delim.length;
     const last = delim[dl - 1]!;
     let i = this.#sci;

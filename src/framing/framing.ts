@@ -18,5 +18,6 @@ export {
   isDelimiterFraming,
 } from "./codec.ts";
 export { checkPrefixed, encodeFrame, writePrefix } from "./encode-frame.ts";
+export { FrameCutter } from "./frame-cutter.ts";
 export { FrameDecoder } from "./frame-decoder.ts";
 export { headerSize, isPacketFraming, type PacketFraming } from "./packet-framing.ts";
