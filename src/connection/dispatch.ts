@@ -40,6 +40,7 @@ import {
   E_TIMEOUT,
   F_PASSIVE,
   G_BUSY,
+  GATE_MASK,
   phaseOf,
   RUNNING,
   rareOf,
@@ -61,7 +62,7 @@ export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
     }
     if (dbg.log !== undefined || dbg.trace) trace(p, `got packet ${formatTerm(packet)}`);
   }
-  p.gate |= G_BUSY;
+  p.flags |= G_BUSY;
   p.flags = (p.flags & ~CB_MASK) | (CB_PACKET << CB_SHIFT);
   let result: unknown;
   try {
@@ -79,7 +80,7 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
   const meta = p.view!;
   let callback = 0;
   let result: unknown;
-  p.gate |= G_BUSY;
+  p.flags |= G_BUSY;
   try {
     switch (kind) {
       case E_CALL: {
@@ -198,14 +199,14 @@ export function dispatchEvent(p: ConnectionProcess, kind: number, value: unknown
         if (TRACING && p.rare?.dbg !== undefined) trace(p, "got disconnect");
         callback = CB_DISCONNECT;
         if (handler.handleDisconnect === undefined) {
-          p.gate &= ~G_BUSY;
+          p.flags &= ~G_BUSY;
           exit(p, "normal");
           return;
         }
         result = handler.handleDisconnect(p.state, meta);
         break;
       case E_STOP:
-        p.gate &= ~G_BUSY;
+        p.flags &= ~G_BUSY;
         exit(p, value);
         return;
       case E_SYS:
@@ -255,7 +256,7 @@ function settle(p: ConnectionProcess, result: unknown, callback: number): void {
       (value) => {
         if (phaseOf(p) !== RUNNING) return;
         finish(p, value, callback);
-        if (p.gate === 0) run(p);
+        if ((p.flags & GATE_MASK) === 0) run(p);
       },
       (error) => {
         if (phaseOf(p) !== RUNNING) return;
@@ -271,12 +272,12 @@ function finish(p: ConnectionProcess, result: unknown, callback: number): void {
   const outcome = result === undefined ? true : apply(p, result, callback);
   if (p.rare !== undefined) p.rare.currentFrom = undefined;
   if (outcome !== true) {
-    p.gate &= ~G_BUSY;
+    p.flags &= ~G_BUSY;
     exit(p, outcome === false ? "normal" : outcome.reason);
     return;
   }
   if (callback === CB_DISCONNECT) {
-    p.gate &= ~G_BUSY;
+    p.flags &= ~G_BUSY;
     exit(p, "normal");
     return;
   }
@@ -285,20 +286,20 @@ function finish(p: ConnectionProcess, result: unknown, callback: number): void {
 
 /** The event is handled: the gate opens and the idle timeout counts from now. */
 export function eventDone(p: ConnectionProcess): void {
-  p.gate &= ~G_BUSY;
-  const idle = p.idle;
+  p.flags &= ~G_BUSY;
+  const idle = p.timers?.idle;
   if (idle !== undefined) idle.lastEventAt = clock.now();
 }
 
 function asyncEventDone(p: ConnectionProcess): void {
   eventDone(p);
-  if (p.gate === 0) run(p);
+  if ((p.flags & GATE_MASK) === 0) run(p);
 }
 
 /** A callback threw, rejected, or is missing: the connection ends with a `CallbackError`. */
 export function callbackFailed(p: ConnectionProcess, callback: number, error: unknown): void {
   if (p.rare !== undefined) p.rare.currentFrom = undefined;
-  p.gate &= ~G_BUSY;
+  p.flags &= ~G_BUSY;
   // A send past maxQueuedBytes (`meta.send`) is the peer's doing, not a handler bug: keep its reason.
   const reason =
     error instanceof SendOverflowError

@@ -101,7 +101,7 @@ function onClose(p: ConnectionProcess, socket: TransportSocket, error: Error | u
   p.spec.owner?.socketClosed?.(p);
   p.out?.fail(new SocketSendError("closed", error));
   if (pausedFor(p, P_HWM)) setPause(p, P_HWM, false); // the queue is gone
-  if (phaseOf(p) === STARTING && (p.flags & F_STARTED) === 0 && (p.gate & G_BUSY) === 0) {
+  if (phaseOf(p) === STARTING && (p.flags & F_STARTED) === 0 && (p.flags & G_BUSY) === 0) {
     // Gone before init ran (TLS handshake failed, held by a sleeping acceptor, reset early).
     exit(
       p,

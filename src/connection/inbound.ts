@@ -22,6 +22,7 @@ import {
   F_SOCKET_CLOSED,
   F_UTF8,
   F_WAITING,
+  GATE_MASK,
   P_BACKLOG,
   PAUSE_MASK,
   PAUSE_SHIFT,
@@ -37,12 +38,12 @@ const WAITING_BUFFER_MAX = 64 * 1024;
 /** A chunk arrived from the transport. */
 export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
   p.spec.totals.bytesIn += chunk.length;
-  if (p.gate === 0 && p.decoder === undefined) {
+  if ((p.flags & GATE_MASK) === 0 && p.rare?.decoder === undefined) {
     // Fast path: idle, active, raw bytes, nothing buffered.
     if ((p.flags & F_RAW_ACTIVE) !== 0) {
       const corked = beginCork(p);
       dispatchPacket(p, chunk);
-      if (p.gate === 0 && p.mailbox !== undefined) run(p);
+      if ((p.flags & GATE_MASK) === 0 && p.mailbox !== undefined) run(p);
       if (corked) endCork(p);
       return;
     }
@@ -54,7 +55,7 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     }
   }
   if (phaseOf(p) >= EXITING) return; // closing: what the peer sends now is discarded
-  const decoder = p.decoder ?? borrowDecoder(p);
+  const decoder = p.rare?.decoder ?? borrowDecoder(p);
   if (decoder.empty && p.mailbox !== undefined) markBytesArrived(p);
   decoder.push(chunk);
   if ((p.flags & F_WAITING) !== 0) {
@@ -62,7 +63,7 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     if (decoder.buffered >= WAITING_BUFFER_MAX) setPause(p, P_BACKLOG, true);
     return;
   }
-  if (p.gate === 0) {
+  if ((p.flags & GATE_MASK) === 0) {
     const corked = beginCork(p);
     run(p);
     if (corked) endCork(p);
@@ -120,14 +121,15 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
       off = n; // a transport swap took the rest
       break;
     }
-    if (end === n || p.gate !== 0 || p.mailbox !== undefined || (p.flags & NOT_BATCHED) !== 0) break;
+    if (end === n || (p.flags & GATE_MASK) !== 0 || p.mailbox !== undefined || (p.flags & NOT_BATCHED) !== 0)
+      break;
   }
   unread.of = savedOf;
   unread.chunk = savedChunk;
   unread.at = savedAt;
   if (off < n && phaseOf(p) < EXITING) {
     borrowDecoder(p).push(off === 0 ? chunk : chunk.subarray(off));
-    if (p.gate === 0) run(p);
+    if ((p.flags & GATE_MASK) === 0) run(p);
     else setPause(p, P_BACKLOG, true);
     releaseDecoder(p);
   }
@@ -143,7 +145,7 @@ export function spillUnread(p: ConnectionProcess): void {
   if (unread.of !== p) return;
   unread.of = undefined;
   const chunk = unread.chunk!;
-  if (unread.at < chunk.length) (p.decoder ?? borrowDecoder(p)).push(chunk.subarray(unread.at));
+  if (unread.at < chunk.length) (p.rare?.decoder ?? borrowDecoder(p)).push(chunk.subarray(unread.at));
 }
 
 /** The spec's empty decoder when it is free (no other connection holds it), else a new one. */
@@ -158,14 +160,15 @@ function borrowDecoder(p: ConnectionProcess): FrameDecoder {
     const settings = spec.settings;
     decoder = new FrameDecoder(settings.framing, settings.maxPacketSize);
   }
-  return (p.decoder = decoder);
+  return (rareOf(p).decoder = decoder);
 }
 
 /** An empty decoder goes back to the spec (or is dropped); one with bytes left stays with the connection. */
 export function releaseDecoder(p: ConnectionProcess): void {
-  const decoder = p.decoder;
+  const rare = p.rare;
+  const decoder = rare?.decoder;
   if (decoder === undefined || !decoder.empty) return;
-  p.decoder = undefined;
+  rare!.decoder = undefined;
   const spec = p.spec;
   if (spec.scratch === undefined) {
     decoder.reset();

@@ -46,6 +46,7 @@ import {
   F_WRITE_HELD,
   G_BUSY,
   G_NOT_RUNNING,
+  GATE_MASK,
   type MailboxEvent,
   P_BACKLOG,
   P_HELD,
@@ -93,7 +94,7 @@ export function release(p: ConnectionProcess): void {
 
 /** Runs `init` (the connection is up: accepted, connected, TLS handshake done). */
 export function start(p: ConnectionProcess): void {
-  if (phaseOf(p) !== STARTING || (p.gate & G_BUSY) !== 0) return;
+  if (phaseOf(p) !== STARTING || (p.flags & G_BUSY) !== 0) return;
   if ((p.flags & F_ADMITTED) === 0 && p.spec.owner?.admit !== undefined) {
     if (!p.spec.owner!.admit(p)) {
       // No slot: wait, reading (bounded) so that a peer that leaves is noticed and its socket freed.
@@ -103,7 +104,7 @@ export function start(p: ConnectionProcess): void {
     p.flags |= F_ADMITTED;
   }
   p.flags &= ~F_WAITING;
-  p.gate = G_BUSY; // init runs; everything else queues
+  p.flags = (p.flags & ~GATE_MASK) | G_BUSY; // init runs; everything else queues
   p.flags = (p.flags & ~CB_MASK) | (CB_INIT << CB_SHIFT);
   const meta = viewOf(p);
   let result: unknown;
@@ -138,7 +139,7 @@ function initDone(p: ConnectionProcess, result: unknown): void {
   }
   setPhase(p, RUNNING);
   p.flags |= F_STARTED;
-  p.gate &= ~(G_BUSY | G_NOT_RUNNING);
+  p.flags &= ~(G_BUSY | G_NOT_RUNNING);
   p.spec.totals.started++;
   p.spec.owner?.childStarted?.(p);
   if (connectionStartChannel.hasSubscribers) {
@@ -161,8 +162,8 @@ export function exit(p: ConnectionProcess, reason: ExitReason, quiet = false): v
   if (phaseOf(p) >= EXITING) return;
   const started = (p.flags & F_STARTED) !== 0;
   setPhase(p, EXITING);
-  p.gate |= G_NOT_RUNNING;
-  p.exitReason = reason;
+  p.flags |= G_NOT_RUNNING;
+  rareOf(p).exitReason = reason;
   clearProcessTimers(p);
   p.spec.owner?.childLeaving(p);
   if (TRACING && p.rare?.dbg !== undefined) trace(p, `terminating with reason ${describeReason(reason)}`);
@@ -215,7 +216,7 @@ function finalize(
   for (const event of takeAll(p)) dropEvent(p, event);
   const rare = p.rare;
   if (rare?.calls !== undefined) for (const from of rare.calls.takeAll()) from.fail(new NoProcError(p.id));
-  p.exitReason = finalReason;
+  rareOf(p).exitReason = finalReason;
   if (rare !== undefined) {
     rare.resolveExited?.(finalReason);
     const waiters = rare.stopWaiters;
@@ -304,7 +305,7 @@ export function abort(p: ConnectionProcess): void {
 /** Marks a process dead without any exit work (a connect given up on, the detached sentinel). */
 export function detach(p: ConnectionProcess): void {
   setPhase(p, DEAD);
-  p.gate = G_NOT_RUNNING;
+  p.flags = (p.flags & ~GATE_MASK) | G_NOT_RUNNING;
 }
 
 /** One trace line of this connection. */

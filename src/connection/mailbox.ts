@@ -17,6 +17,7 @@ import {
   F_DISCONNECT_QUEUED,
   F_EVENT_TURN,
   F_PASSIVE,
+  GATE_MASK,
   Mailbox,
   MailboxEvent,
   P_BACKLOG,
@@ -30,13 +31,13 @@ import { armSrTimer } from "./timers.ts";
 export function post(p: ConnectionProcess, kind: number, value: unknown, extra: unknown): void {
   const mailbox = p.mailbox;
   if (mailbox !== undefined) mailbox.events.push(new MailboxEvent(kind, value, extra));
-  else if (p.gate === 0 && (p.decoder === undefined || p.decoder.buffered === 0)) {
+  else if ((p.flags & GATE_MASK) === 0 && (p.rare?.decoder === undefined || p.rare.decoder.buffered === 0)) {
     p.flags &= ~F_EVENT_TURN;
     dispatchEvent(p, kind, value, extra);
-    if (p.gate === 0) run(p);
+    if ((p.flags & GATE_MASK) === 0) run(p);
     return;
   } else p.mailbox = new Mailbox(new MailboxEvent(kind, value, extra));
-  if (p.gate === 0) run(p);
+  if ((p.flags & GATE_MASK) === 0) run(p);
 }
 
 /** Puts an event at the head of the mailbox (a stop that must go before anything queued). */
@@ -69,8 +70,8 @@ export function queueDisconnect(p: ConnectionProcess): void {
 
 /** Dispatches buffered packets, then queued events, until a callback goes async or nothing is left. */
 export function run(p: ConnectionProcess): void {
-  while (p.gate === 0) {
-    const decoder = p.decoder;
+  while ((p.flags & GATE_MASK) === 0) {
+    const decoder = p.rare?.decoder;
     if (decoder !== undefined && decoder.buffered > 0 && !eventFirst(p)) {
       if (((p.flags >> PAUSE_SHIFT) & P_HWM) !== 0) {
         // Above highWaterMark, buffered packets wait for the peer to read: each may be answered, and
@@ -114,7 +115,7 @@ export function run(p: ConnectionProcess): void {
     }
     dispatchEvent(p, event.kind, event.value, event.extra);
   }
-  if (p.gate === 0) becameIdle(p);
+  if ((p.flags & GATE_MASK) === 0) becameIdle(p);
 }
 
 /**

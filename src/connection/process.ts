@@ -41,9 +41,10 @@
  *        DEAD
  * ```
  *
- * Memory matters (servers hold 10k+ idle connections): the object keeps 16 plain fields (JSC stores
- * 14 to 18 of them in the same 160-byte cell; a 19th costs 64 bytes more). Booleans, the phase, the pause bits and the last callback share
- * one `flags` word; what only some connections use (timers, calls, exit bookkeeping) lives in small
+ * Memory matters (servers hold 10k+ idle connections): the object keeps 12 plain fields, which JSC
+ * stores in a 112-byte cell (13 to 18 take 160 bytes: test/unit/process-size.test.ts guards it).
+ * Booleans, the phase, the pause bits, the last callback and the gate share one `flags` word; what
+ * only some connections use (timers, calls, a decoder holding a partial frame, exit bookkeeping) lives in small
  * objects made on first use; what all connections of a server share lives in one `spec`.
  *
  * @module
@@ -61,7 +62,7 @@ import type { OutboundQueue } from "../outbound.ts";
 import { type DebugOption, type DebugState, debugStateFor } from "../trace.ts";
 import type { Transport, TransportSocket } from "../transport/transport.ts";
 import type { CorkList, Stage } from "./cork.ts";
-import type { IdleTimer, Timers } from "./timers.ts";
+import type { Timers } from "./timers.ts";
 import type { ConnectionView } from "./view.ts";
 
 /** Settings shared by the connections of one server, pool or connector (validated at start). */
@@ -185,15 +186,17 @@ export const PAUSE_MASK = 0b1111 << PAUSE_SHIFT;
 export const CB_SHIFT = 20;
 export const CB_MASK = 0b1111 << CB_SHIFT;
 
-// Gate bits: while any is set, events queue instead of being dispatched.
+// Gate bits (in `flags`): while any is set, events queue instead of being dispatched.
 /** A callback is running or its promise is pending. */
-export const G_BUSY = 1;
+export const G_BUSY = 1 << 27;
 /** sys.suspend. */
-export const G_SUSPENDED = 2;
+export const G_SUSPENDED = 1 << 28;
 /** Not yet started (TLS handshake, held by a sleeping acceptor) or exiting. */
-export const G_NOT_RUNNING = 4;
+export const G_NOT_RUNNING = 1 << 29;
 /** A transport swap waits for plain bytes to drain: bytes behind it belong to the new transport. */
-export const G_UPGRADING = 8;
+export const G_UPGRADING = 1 << 30;
+/** The gate: `(flags & GATE_MASK) === 0` = idle and running, events are dispatched at once. */
+export const GATE_MASK = G_BUSY | G_SUSPENDED | G_NOT_RUNNING | G_UPGRADING;
 
 // Pause bits: while any is set, the socket is paused (data stays in the kernel).
 /** Data arrived that cannot be delivered now. */
@@ -236,6 +239,11 @@ export interface ExitReasonBox {
 
 /** The rarely used part of a connection, made on first use. */
 export class Rare {
+  /**
+   * Bytes received and not yet delivered: a frame cut at a chunk's end, a passive read, packets that
+   * wait for a callback (borrowed when a chunk cannot be delivered whole, given back once empty).
+   */
+  decoder: FrameDecoder | undefined = undefined;
   /** Passive read length. */
   length = 0;
   streamDecoder: TextDecoder | undefined = undefined;
@@ -248,6 +256,8 @@ export class Rare {
   resolveExited: ((reason: ExitReason) => void) | undefined = undefined;
   stopWaiters: (() => void)[] | undefined = undefined;
   onStarted: ((ok: boolean, reason: ExitReason) => void) | undefined = undefined;
+  /** Why the process ended (set when it starts exiting, final once `terminate` has run). */
+  exitReason: ExitReason = undefined;
   /** The PROXY protocol header the connection arrived with. */
   proxy: unknown = undefined;
   /** sys debug state (trace, log, statistics), while some option is on. */
@@ -267,20 +277,17 @@ export class ConnectionProcess {
   spec: ConnectionSpec;
   state: unknown = undefined;
   socket: TransportSocket | undefined = undefined;
-  /** Phase, booleans, pause bits, last callback (see the `F_*`, `PAUSE_*`, `CB_*` constants). */
+  /**
+   * Phase, booleans, pause bits, last callback, and the gate: why events cannot be dispatched now (see
+   * the `F_*`, `PAUSE_*`, `CB_*` and `G_*` constants).
+   */
   flags: number;
-  /** Why events cannot be dispatched now (`G_*` bits); 0 = idle and running. */
-  gate = G_NOT_RUNNING;
   mailbox: Mailbox | undefined = undefined;
-  /** Bytes received and not yet delivered (made when a chunk does not map to one packet). */
-  decoder: FrameDecoder | undefined = undefined;
   out: OutboundQueue | undefined = undefined;
   /** Bytes sent while corked: one buffer, or several to merge into one write. */
   cork: Uint8Array | CorkList | Stage | undefined = undefined;
-  idle: IdleTimer | undefined = undefined;
   timers: Timers | undefined = undefined;
   rare: Rare | undefined = undefined;
-  exitReason: ExitReason = undefined;
   /** Position in the owner's `ChildList`. */
   listIndex = -1;
   /** The public handle and meta (made at start). */
@@ -292,6 +299,7 @@ export class ConnectionProcess {
     const passive = settings.mode === "passive";
     this.flags =
       STARTING |
+      G_NOT_RUNNING |
       (settings.utf8 ? F_UTF8 : 0) |
       (passive ? F_PASSIVE : 0) |
       (!passive && settings.framing === "raw" && !settings.utf8 ? F_RAW_ACTIVE : 0);

@@ -32,6 +32,7 @@ import {
   EXITING,
   G_BUSY,
   G_SUSPENDED,
+  GATE_MASK,
   type MailboxEvent,
   P_SUSPENDED,
   phaseOf,
@@ -251,11 +252,11 @@ export function stop(p: ConnectionProcess, reason: ExitReason = "normal"): Promi
   return new Promise((resolve) => {
     (rareOf(p).stopWaiters ??= []).push(resolve);
     if (phaseOf(p) === EXITING) return;
-    if (phaseOf(p) === STARTING && (p.gate & G_BUSY) === 0) {
+    if (phaseOf(p) === STARTING && (p.flags & G_BUSY) === 0) {
       exit(p, reason);
       return;
     }
-    if (p.gate === 0) {
+    if ((p.flags & GATE_MASK) === 0) {
       exit(p, reason);
       return;
     }
@@ -270,13 +271,13 @@ export function shutdown(p: ConnectionProcess, reason: ExitReason): Promise<void
     const rare = rareOf(p);
     (rare.stopWaiters ??= []).push(resolve);
     if (phaseOf(p) === EXITING) return;
-    if ((p.gate & G_BUSY) !== 0 && phaseOf(p) === RUNNING) {
+    if ((p.flags & G_BUSY) !== 0 && phaseOf(p) === RUNNING) {
       // A callback is pending: stop as soon as it settles, before anything else queued; a callback
       // that never settles is abandoned after closeTimeout (Director's terminate timeout).
       postFirst(p, E_STOP, reason);
       const timer = clock.setTimeout(() => {
         if (phaseOf(p) !== RUNNING) return;
-        p.gate &= ~G_BUSY;
+        p.flags &= ~G_BUSY;
         exit(p, reason);
       }, p.spec.settings.closeTimeout);
       rare.stopWaiters!.push(() => clock.clearTimeout(timer));
@@ -296,7 +297,7 @@ export function noticeShutdown(p: ConnectionProcess): void {
 export function exited(p: ConnectionProcess): Promise<ExitReason> {
   const rare = rareOf(p);
   if (rare.exited === undefined) {
-    if (phaseOf(p) === DEAD) rare.exited = Promise.resolve(p.exitReason);
+    if (phaseOf(p) === DEAD) rare.exited = Promise.resolve(rare.exitReason);
     else rare.exited = new Promise((resolve) => (rare.resolveExited = resolve));
   }
   return rare.exited;
@@ -311,17 +312,17 @@ export function sysRequest<T>(
   return new Promise<T>((resolve, reject) => {
     const request: SysRequest = { resolve: resolve as (value: unknown) => void, reject };
     // As in Erlang, a suspended process still serves system requests (replaceState, changeCode).
-    if (p.gate === G_SUSPENDED) dispatchEvent(p, E_SYS, fn, request);
+    if ((p.flags & GATE_MASK) === G_SUSPENDED) dispatchEvent(p, E_SYS, fn, request);
     else post(p, E_SYS, fn, request);
   });
 }
 
 /** sys.suspend / sys.resume. */
 export function setSuspended(p: ConnectionProcess, on: boolean): void {
-  if (on) p.gate |= G_SUSPENDED;
-  else p.gate &= ~G_SUSPENDED;
+  if (on) p.flags |= G_SUSPENDED;
+  else p.flags &= ~G_SUSPENDED;
   setPause(p, P_SUSPENDED, on);
-  if (!on && p.gate === 0) run(p);
+  if (!on && (p.flags & GATE_MASK) === 0) run(p);
 }
 
 /**
@@ -329,7 +330,7 @@ export function setSuspended(p: ConnectionProcess, on: boolean): void {
  * it will start with `handler`, and there is no state to migrate. False once `init` has begun.
  */
 export function swapHandlerBeforeStart(p: ConnectionProcess, handler: Handler<unknown, unknown>): boolean {
-  if (phaseOf(p) !== STARTING || (p.gate & G_BUSY) !== 0) return false;
+  if (phaseOf(p) !== STARTING || (p.flags & G_BUSY) !== 0) return false;
   p.spec = { ...p.spec, handler, scratch: undefined };
   return true;
 }

@@ -40,6 +40,8 @@ export class IdleTimer {
 /** The rarer timers of a connection. */
 export class Timers {
   /** Passive receive timeout in ms (`Infinity` = none). */
+  /** The idle timeout (the `timeout` action), while one is set. */
+  idle: IdleTimer | undefined = undefined;
   srMs = Number.POSITIVE_INFINITY;
   sr: TimerHandle | undefined = undefined;
   handshake: TimerHandle | undefined = undefined;
@@ -57,33 +59,33 @@ function timersOf(p: ConnectionProcess): Timers {
 
 /** The `timeout` action: `ms` (or `Infinity` for none), counted from now. */
 export function setIdleTimeout(p: ConnectionProcess, ms: number): void {
-  const idle = p.idle;
+  const idle = p.timers?.idle;
   if (idle?.handle !== undefined) {
     clock.clearTimeout(idle.handle);
     idle.handle = undefined;
   }
   if (ms === Number.POSITIVE_INFINITY) {
-    p.idle = undefined;
+    if (idle !== undefined) p.timers!.idle = undefined;
     return;
   }
-  if (idle === undefined) p.idle = new IdleTimer(p, ms);
+  let timer = idle;
+  if (timer === undefined) timer = timersOf(p).idle = new IdleTimer(p, ms);
   else {
-    idle.ms = ms;
-    idle.lastEventAt = clock.now();
+    timer.ms = ms;
+    timer.lastEventAt = clock.now();
   }
-  const timer = p.idle!;
   timer.handle = clock.setTimeout(timer.fire, ms);
 }
 
 function onIdleTimer(p: ConnectionProcess): void {
-  const idle = p.idle;
+  const idle = p.timers?.idle;
   if (idle === undefined) return;
   idle.handle = undefined;
   if (phaseOf(p) !== RUNNING) return;
   const ms = idle.ms;
   const idleFor = clock.now() - idle.lastEventAt;
   // Busy or suspended (sys.suspend): the connection is not idle, the timeout does not fire.
-  const busy = (p.gate & (G_BUSY | G_SUSPENDED)) !== 0;
+  const busy = (p.flags & (G_BUSY | G_SUSPENDED)) !== 0;
   if (busy || idleFor < ms - 1) {
     idle.handle = clock.setTimeout(idle.fire, busy ? ms : ms - idleFor);
     return;
@@ -202,13 +204,13 @@ export function clearSocketTimers(p: ConnectionProcess): void {
 
 /** Exit: the idle, receive and handshake timers stop (send and close timers guard the closing socket). */
 export function clearProcessTimers(p: ConnectionProcess): void {
-  const idle = p.idle;
-  if (idle !== undefined) {
-    if (idle.handle !== undefined) clock.clearTimeout(idle.handle);
-    p.idle = undefined;
-  }
   const timers = p.timers;
   if (timers === undefined) return;
+  const idle = timers.idle;
+  if (idle !== undefined) {
+    if (idle.handle !== undefined) clock.clearTimeout(idle.handle);
+    timers.idle = undefined;
+  }
   if (timers.sr !== undefined) clock.clearTimeout(timers.sr);
   if (timers.handshake !== undefined) clock.clearTimeout(timers.handshake);
   timers.sr = timers.handshake = undefined;

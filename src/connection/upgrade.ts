@@ -18,7 +18,7 @@ import { DETACHED, EVENTS } from "./events.ts";
 import { spillUnread } from "./inbound.ts";
 import { exit, trace } from "./lifecycle.ts";
 import { run } from "./mailbox.ts";
-import { type ConnectionProcess, F_WRITE_HELD, G_UPGRADING, rareOf } from "./process.ts";
+import { type ConnectionProcess, F_WRITE_HELD, G_UPGRADING, GATE_MASK, rareOf } from "./process.ts";
 import { armHandshakeTimer } from "./timers.ts";
 import { enqueue, flushQueue, takeAfterUpgrade, takeQueued } from "./writer.ts";
 
@@ -35,7 +35,7 @@ export function swapTransport(p: ConnectionProcess, next: Transport): Error | un
   else {
     // Plain bytes are still queued: flush them first (drain), then upgrade. Until then no packet is
     // dispatched (bytes behind the command belong to the new transport).
-    p.gate |= G_UPGRADING;
+    p.flags |= G_UPGRADING;
   }
   return undefined;
 }
@@ -50,9 +50,9 @@ export function doUpgrade(p: ConnectionProcess): void {
   const after = takeAfterUpgrade(p);
   const held = takeQueued(p);
   spillUnread(p); // bytes behind the command in the chunk being delivered
-  const decoder = p.decoder;
+  const decoder = rare.decoder;
   const rest = decoder !== undefined && decoder.buffered > 0 ? decoder.drain() : undefined;
-  if (p.spec.settings.framing === "raw") p.decoder = undefined;
+  if (p.spec.settings.framing === "raw") rare.decoder = undefined;
   let socket: TransportSocket;
   // Detach the old socket *before* the upgrade: Bun's upgradeTLS returns [raw, tls], and the raw
   // twin copies the old socket's `data` at that moment and keeps receiving the ciphertext.
@@ -77,8 +77,8 @@ export function doUpgrade(p: ConnectionProcess): void {
     p.flags &= ~F_WRITE_HELD;
     flushQueue(p);
   }
-  if ((p.gate & G_UPGRADING) !== 0) {
-    p.gate &= ~G_UPGRADING;
-    if (p.gate === 0) run(p);
+  if ((p.flags & G_UPGRADING) !== 0) {
+    p.flags &= ~G_UPGRADING;
+    if ((p.flags & GATE_MASK) === 0) run(p);
   }
 }

@@ -76,7 +76,7 @@ class ViewMethods implements Connection, Meta<unknown> {
     return this.#p.spec.transport.secure && (this.#p.flags & F_WRITE_HELD) === 0;
   }
   get timeout(): number {
-    return this.#p.idle?.ms ?? Number.POSITIVE_INFINITY;
+    return this.#p.timers?.idle?.ms ?? Number.POSITIVE_INFINITY;
   }
   get srtimeout(): number {
     return this.#p.timers?.srMs ?? Number.POSITIVE_INFINITY;

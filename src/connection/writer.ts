@@ -31,6 +31,7 @@ import {
   F_DRAIN_WANTED,
   F_SOCKET_CLOSED,
   F_WRITE_HELD,
+  GATE_MASK,
   P_HWM,
   phaseOf,
   RUNNING,
@@ -278,7 +279,7 @@ export function flushQueue(p: ConnectionProcess): void {
         }
       }
       // Packets left buffered while above highWaterMark are handled now.
-      if (p.gate === 0) run(p);
+      if ((p.flags & GATE_MASK) === 0) run(p);
     }
   }
 }

@@ -139,7 +139,7 @@ export class Pool<S = unknown, I = unknown> {
         pool: this,
         connection: viewOf(child),
         id: slot.id,
-        reason: child.exitReason,
+        reason: child.rare?.exitReason,
       });
     }
   }
