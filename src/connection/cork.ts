@@ -6,9 +6,11 @@
  * event loop: one microtask flushes every connection that has bytes corked, before the loop waits for
  * I/O again, so batching adds no latency.
  *
- * Several corked payloads are merged into one buffer at the end, length prefixes written in place. A
- * merge that goes straight to a socket that copies what it takes (Bun's) reuses one shared buffer, so
- * answering a pipelined batch allocates nothing but the packets themselves.
+ * Several corked payloads become one buffer, length prefixes written in place. For a socket that copies
+ * what it takes (Bun's) and can take it now, they are copied as they are sent into one stage buffer
+ * that the connection holds until the write ({@link Stage}); otherwise (another connection holds the
+ * stage, bytes must wait) they are listed and merged at the end, into a shared buffer when the merge
+ * goes straight to such a socket. Either way a pipelined batch allocates nothing but the packets.
  *
  * @module
  */

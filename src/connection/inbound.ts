@@ -1,9 +1,10 @@
 /**
- * Data from the transport. The fast path (idle, active, raw bytes, nothing buffered) hands the chunk
- * straight to `handlePacket`: no decoder, no copy. Otherwise the bytes go into a {@link FrameDecoder}
- * (made only when needed, dropped when empty) and the run loop cuts them into frames or passive reads.
- * While nothing can be delivered the socket is paused, so unread data stays in the kernel: that is the
- * flow control of passive mode, async callbacks and a full outbound queue.
+ * Data from the transport. Two fast paths, for a connection that is idle, active and holds nothing:
+ * raw bytes go straight to `handlePacket` (the chunk is the packet), and a framed chunk's whole frames
+ * go to it one by one as views of the chunk (see {@link deliverFrames}). Otherwise the bytes go into a
+ * {@link FrameDecoder} (borrowed only while it holds bytes) and the run loop cuts them into frames or
+ * passive reads. While nothing can be delivered the socket is paused, so unread data stays in the
+ * kernel: that is the flow control of passive mode, async callbacks and a full outbound queue.
  *
  * @module
  */

@@ -1,10 +1,12 @@
 /**
  * Inbound framing: chunks in, frames out, for every {@link PacketFraming}. Pure bytes, no socket code.
  *
- * This sits on the per-packet hot path, so:
+ * A connection that holds nothing cuts a chunk's whole frames without a decoder (frame-cutter.ts);
+ * the decoder serves what is left (frames across chunks, passive reads, packets waiting for a
+ * callback) and the public API. It is on the per-packet path all the same, so:
  * - a frame that lies inside one chunk is returned as a `subarray` view of it (no copy);
- * - chunks are kept in a list, never concatenated as they arrive; a frame spanning chunks is
- *   assembled once, into a buffer of its exact size (prefixes, lines, delimiters) or, for codecs,
+ * - chunks are kept in a list ({@link ChunkQueue}), never concatenated as they arrive; a frame
+ *   spanning chunks is assembled once, into a buffer of its exact size (prefixes, lines, delimiters) or, for codecs,
  *   into one contiguous buffer that grows by doubling while the codec asks for more;
  * - nothing already scanned is scanned again: line and delimiter searches resume where they stopped
  *   (a multi-byte delimiter is found by its last byte, so one split across chunks needs no special
@@ -14,18 +16,12 @@
  */
 
 import { ArgumentError, FrameTooLargeError, FramingError } from "../errors.ts";
-import { absorbInto, endsWithDelimiter, peekHeader } from "./chunk-list.ts";
+import { endsWithDelimiter, peekHeader } from "./chunk-list.ts";
+import { ChunkQueue } from "./chunk-queue.ts";
 import type { Codec } from "./codec.ts";
 import { checkDecoderArguments, frameLengthOf } from "./decoder-checks.ts";
 import { FrameCutter, K_CODEC, K_DELIMITER, K_PREFIX } from "./frame-cutter.ts";
 import type { PacketFraming } from "./packet-framing.ts";
-
-/**
- * Smallest assembly buffer, in bytes: a frame cut at a chunk's end usually has a few bytes in the
- * head, and a codec answering `0` or a lower bound then asks again; room for that avoids a new buffer
- * per answer.
- */
-const MIN_ASSEMBLY = 1024;
 
 /**
  * Pull-based inbound decoder: {@link FrameDecoder.push | push} each received chunk, then call
@@ -58,14 +54,8 @@ export class FrameDecoder {
 
   /** The framing, parsed (kind of cut, header size, delimiter, codec). */
   readonly #cut: FrameCutter;
-  /** Received chunks; `#chunks[#ci]` is the head, consumed slots before it are `undefined`. Never empty chunks. */
-  #chunks: (Uint8Array | undefined)[] = [];
-  /** Index of the head chunk. */
-  #ci = 0;
-  /** Offset of the first unconsumed byte in the head chunk (always < its length when one exists). */
-  #off = 0;
-  /** Bytes buffered and not yet returned. */
-  #total = 0;
+  /** The bytes held (chunks and the read position). */
+  readonly #q = new ChunkQueue();
   /** Prefixed modes: payload length announced by the header at the head, or -1 when not parsed yet. */
   #frameLen = -1;
   /** Delimiter modes: chunk index where the search resumes. */
@@ -78,14 +68,6 @@ export class FrameDecoder {
   #need = 0;
   /** Codec mode: the last answer was 0 (how much more is unknown: offer the codec twice as much). */
   #needAll = false;
-  /**
-   * Codec mode: the assembly buffer, defined exactly when the head chunk is its view `[0, #accLen)`.
-   * Bytes past `#accLen` were never handed out, so appending there in place is safe.
-   */
-  #acc: Buffer | undefined = undefined;
-  /** Codec mode: bytes written into `#acc`. */
-  #accLen = 0;
-
   /**
    * @param framing How to cut the stream, see {@link PacketFraming}.
    * @param maxPacketSize Largest frame in bytes (see {@link FrameDecoder.maxPacketSize}; also `n` for
@@ -100,7 +82,7 @@ export class FrameDecoder {
 
   /** Bytes buffered and not yet returned (headers included). */
   get buffered(): number {
-    return this.#total;
+    return this.#q.total;
   }
 
   /**
@@ -108,20 +90,8 @@ export class FrameDecoder {
    * it, so callers must not mutate it afterwards. Empty chunks are ignored.
    */
   push(chunk: Uint8Array): void {
-    const n = chunk.length;
-    if (n === 0) return;
-    const chunks = this.#chunks;
-    const ci = this.#ci;
-    // Drop consumed slots once they are at least half of the list: amortised O(1) per push.
-    if (ci >= 8 && ci * 2 >= chunks.length) {
-      const live = chunks.length - ci;
-      for (let i = 0; i < live; i++) chunks[i] = chunks[i + ci];
-      chunks.length = live;
-      this.#ci = 0;
-      this.#sci -= ci;
-    }
-    chunks.push(chunk);
-    this.#total += n;
+    if (chunk.length === 0) return;
+    this.#sci -= this.#q.push(chunk);
   }
 
   /**
@@ -144,8 +114,8 @@ export class FrameDecoder {
     if (kind === K_PREFIX) return this.#nextPrefixed(cut.hs);
     if (kind === K_DELIMITER) return this.#nextDelimited(cut.delim);
     if (kind === K_CODEC) return this.#nextCodec(cut.codec!);
-    const total = this.#total;
-    return total === 0 ? undefined : this.#read(total);
+    const total = this.#q.total;
+    return total === 0 ? undefined : this.#q.read(total);
   }
 
   /**
@@ -158,12 +128,12 @@ export class FrameDecoder {
   take(n: number): Uint8Array | undefined {
     if (!Number.isInteger(n) || n < 0) throw new ArgumentError("n", "a non-negative integer", n);
     if (n > this.maxPacketSize) throw new FrameTooLargeError(n, this.maxPacketSize);
-    const total = this.#total;
+    const total = this.#q.total;
     if (n === 0) {
       if (total === 0) return undefined;
       n = total;
     } else if (total < n) return undefined;
-    const out = this.#read(n);
+    const out = this.#q.read(n);
     this.#resetCursor();
     return out;
   }
@@ -173,9 +143,9 @@ export class FrameDecoder {
    * when a TLS upgrade hands the rest of the bytes to the TLS layer. An empty array when nothing is buffered.
    */
   drain(): Uint8Array {
-    const total = this.#total;
+    const total = this.#q.total;
     if (total === 0) return Buffer.alloc(0);
-    const out = this.#read(total);
+    const out = this.#q.read(total);
     this.#resetCursor();
     return out;
   }
@@ -185,16 +155,12 @@ export class FrameDecoder {
    * stream (the connection process lends one empty decoder to the connections of a server in turn).
    */
   get empty(): boolean {
-    return this.#total === 0;
+    return this.#q.total === 0;
   }
 
   /** Makes an empty decoder ready for another stream (call only when {@link empty}). */
   reset(): void {
-    this.#chunks.length = 0;
-    this.#ci = 0;
-    this.#off = 0;
-    this.#acc = undefined;
-    this.#accLen = 0;
+    this.#q.clear();
     this.#resetCursor();
     this.#sci = 0;
     this.#sco = 0;
@@ -203,19 +169,20 @@ export class FrameDecoder {
   /** Forgets the parsed header, the search position and the codec's wait after bytes were consumed out of band. */
   #resetCursor(): void {
     this.#frameLen = -1;
-    this.#sci = this.#ci;
-    this.#sco = this.#off;
+    this.#sci = this.#q.ci;
+    this.#sco = this.#q.off;
     this.#scanned = 0;
     this.#need = 0;
     this.#needAll = false;
   }
 
   #nextPrefixed(hs: number): Uint8Array | undefined {
-    const total = this.#total;
+    const q = this.#q;
+    const total = q.total;
     let len = this.#frameLen;
     if (len < 0) {
       if (total < hs) return undefined;
-      len = peekHeader(this.#chunks, this.#ci, this.#off, hs);
+      len = peekHeader(q.chunks, q.ci, q.off, hs);
       if (len > this.maxPacketSize) throw new FrameTooLargeError(len, this.maxPacketSize);
     }
     const size = hs + len;
@@ -224,18 +191,18 @@ export class FrameDecoder {
       return undefined;
     }
     this.#frameLen = -1;
-    const c = this.#chunks[this.#ci]!;
-    const start = this.#off + hs;
+    const c = q.chunks[q.ci]!;
+    const start = q.off + hs;
     const end = start + len;
     if (end <= c.length) {
       // Fast path: header and payload inside the head chunk.
-      this.#total = total - size;
-      if (end === c.length) this.#advance();
-      else this.#off = end;
+      q.total = total - size;
+      if (end === c.length) q.advance();
+      else q.off = end;
       return c.subarray(start, end);
     }
-    this.#skip(hs);
-    return this.#read(len);
+    q.skip(hs);
+    return q.read(len);
   }
 
   /**
@@ -244,8 +211,9 @@ export class FrameDecoder {
    * found in the chunk where it ends, and resuming never has to look back.
    */
   #nextDelimited(delim: Uint8Array): Uint8Array | undefined {
-    if (this.#total === 0) return undefined;
-    const chunks = this.#chunks;
+    const q = this.#q;
+    if (q.total === 0) return undefined;
+    const chunks = q.chunks;
     const count = chunks.length;
     const max = this.maxPacketSize;
     const dl = delim.length;
@@ -260,9 +228,9 @@ export class FrameDecoder {
         const size = scanned + (p - o) + 1;
         if (dl === 1 || (size >= dl && endsWithDelimiter(chunks, i, p, delim))) {
           if (size > max) throw new FrameTooLargeError(size, max);
-          const out = this.#read(size);
-          this.#sci = this.#ci;
-          this.#sco = this.#off;
+          const out = q.read(size);
+          this.#sci = q.ci;
+          this.#sco = q.off;
           this.#scanned = 0;
           return out;
         }
@@ -287,20 +255,21 @@ export class FrameDecoder {
    * as many again) are copied, and later frames in the next chunk stay views of it.
    */
   #nextCodec(codec: Codec): Uint8Array | undefined {
+    const q = this.#q;
     const max = this.maxPacketSize;
     for (;;) {
-      const total = this.#total;
+      const total = q.total;
       const need = this.#need;
       if (total === 0 || total < need) return undefined;
-      let c = this.#chunks[this.#ci]!;
-      const headLen = c.length - this.#off;
+      let c = q.chunks[q.ci]!;
+      const headLen = c.length - q.off;
       if (need > headLen) {
         // After a 0 the codec did not say how much: offer twice as much (O(log n) calls per frame,
         // and the frames after this one stay in their chunks, uncopied).
-        this.#extend(this.#needAll ? Math.min(total, Math.max(need, 2 * headLen)) : need);
-        c = this.#chunks[this.#ci]!;
+        q.extend(this.#needAll ? Math.min(total, Math.max(need, 2 * headLen)) : need);
+        c = q.chunks[q.ci]!;
       }
-      const off = this.#off;
+      const off = q.off;
       const view = off === 0 ? c : c.subarray(off);
       const have = view.length;
       const r = frameLengthOf(codec, view);
@@ -310,12 +279,12 @@ export class FrameDecoder {
         this.#need = 0;
         this.#needAll = false;
         // The frame lies in the head chunk (the codec saw no more): a view, `view` itself when it ends the chunk.
-        this.#total = total - r;
+        q.total = total - r;
         if (r === have) {
-          this.#advance();
+          q.advance();
           return view;
         }
-        this.#off = off + r;
+        q.off = off + r;
         return c.subarray(off, off + r);
       }
       if (r === 0) {
@@ -329,100 +298,6 @@ export class FrameDecoder {
         this.#need = n;
         this.#needAll = false;
       }
-    }
-  }
-
-  /**
-   * Makes the head chunk hold at least `want <= buffered` bytes from the head, copying from the chunks
-   * after it into the assembly buffer: appended in place while it has room, else moved once into a
-   * buffer of at least twice the head's size (amortised O(1) per byte however small the chunks).
-   */
-  #extend(want: number): void {
-    const chunks = this.#chunks;
-    const ci = this.#ci;
-    const head = chunks[ci]!;
-    let off = this.#off;
-    let acc = this.#acc;
-    let w: number;
-    if (acc !== undefined && acc.length >= off + want) {
-      w = this.#accLen; // room left: append in place
-    } else {
-      const headLen = head.length - off;
-      const grown = Buffer.allocUnsafe(Math.max(want, 2 * headLen, MIN_ASSEMBLY));
-      grown.set(head.subarray(off), 0);
-      acc = grown;
-      w = headLen;
-      off = 0;
-    }
-    const end = off + want;
-    this.#ci = absorbInto(chunks, ci, acc, w, end);
-    this.#off = off;
-    this.#acc = acc;
-    this.#accLen = Math.max(w, end); // what absorbInto filled `acc` up to
-  }
-
-  /** Drops the (fully consumed) head chunk. */
-  #advance(): void {
-    const chunks = this.#chunks;
-    chunks[this.#ci] = undefined;
-    this.#off = 0;
-    this.#acc = undefined; // it was the head, if defined; frames handed out keep it alive
-    if (++this.#ci === chunks.length) {
-      chunks.length = 0;
-      this.#ci = 0;
-    }
-  }
-
-  /** Consumes `n <= buffered` bytes without returning them. */
-  #skip(n: number): void {
-    this.#total -= n;
-    const chunks = this.#chunks;
-    while (n > 0) {
-      const rest = chunks[this.#ci]!.length - this.#off;
-      if (n < rest) {
-        this.#off += n;
-        return;
-      }
-      n -= rest;
-      this.#advance();
-    }
-  }
-
-  /**
-   * Consumes and returns `n <= buffered` bytes: the head chunk itself or a view of it when they lie in
-   * it, else a new buffer of exactly `n` bytes assembled in one pass.
-   */
-  #read(n: number): Uint8Array {
-    if (n === 0) return Buffer.alloc(0);
-    this.#total -= n;
-    const chunks = this.#chunks;
-    let c = chunks[this.#ci]!;
-    const start = this.#off;
-    const end = start + n;
-    if (end <= c.length) {
-      if (end === c.length) {
-        this.#advance();
-        return start === 0 ? c : c.subarray(start);
-      }
-      this.#off = end;
-      return c.subarray(start, end);
-    }
-    const out = Buffer.allocUnsafe(n);
-    out.set(start === 0 ? c : c.subarray(start), 0);
-    let written = c.length - start;
-    this.#advance();
-    for (;;) {
-      c = chunks[this.#ci]!;
-      const rest = n - written;
-      if (rest < c.length) {
-        out.set(c.subarray(0, rest), written);
-        this.#off = rest;
-        return out;
-      }
-      out.set(c, written);
-      written += c.length;
-      this.#advance();
-      if (written === n) return out;
     }
   }
 }
