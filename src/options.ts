@@ -6,7 +6,7 @@
  */
 import type { ConnectionSettings } from "./connection/process.ts";
 import { ArgumentError, OptionError } from "./errors.ts";
-import { FrameCutter, isPacketFraming, type PacketFraming } from "./framing/framing.ts";
+import { FrameCutter, isCodec, isPacketFraming, type PacketFraming, prefixLimit } from "./framing/framing.ts";
 import type { ReceiveMode } from "./handler.ts";
 import type { PoolStrategy } from "./pool/router.ts";
 import type { Plan } from "./supervisor.ts";
@@ -238,13 +238,28 @@ export function connectionSettings(record: Record<string, unknown>): ConnectionS
     throw new OptionError("noDelay", "a boolean", noDelay);
   const highWaterMark = byteSize("highWaterMark", record.highWaterMark, DEFAULT_HIGH_WATER_MARK);
   const maxPacketSize = byteSize("maxPacketSize", record.maxPacketSize, DEFAULT_MAX_PACKET_SIZE);
+  const maxQueuedBytes = byteSize("maxQueuedBytes", record.maxQueuedBytes, 64 * highWaterMark);
+  const framing = packet as PacketFraming;
+  const prefixBytes = typeof framing === "number" ? framing : 0;
   return {
-    framing: packet as PacketFraming,
-    cutter: packet === "raw" ? undefined : new FrameCutter(packet as PacketFraming, maxPacketSize),
+    framing,
+    cutter: framing === "raw" ? undefined : new FrameCutter(framing, maxPacketSize),
+    prefixBytes,
+    stageSendMax:
+      prefixBytes !== 0
+        ? Math.min(maxPacketSize, prefixLimit(prefixBytes))
+        : isCodec(framing)
+          ? framing.encode === undefined
+            ? Number.POSITIVE_INFINITY
+            : -1
+          : framing === "raw"
+            ? Number.POSITIVE_INFINITY
+            : maxPacketSize,
+    corkLimit: Math.min(highWaterMark, maxQueuedBytes),
     utf8: encoding === "utf8",
     maxPacketSize,
     highWaterMark,
-    maxQueuedBytes: byteSize("maxQueuedBytes", record.maxQueuedBytes, 64 * highWaterMark),
+    maxQueuedBytes,
     mode: mode as ReceiveMode,
     noDelay,
     keepAlive: keepAlive as boolean | number | undefined,

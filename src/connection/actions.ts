@@ -8,6 +8,7 @@
 import type { ActionObject, ReceiveMode } from "../handler.ts";
 import { TRACING } from "../trace.ts";
 import { isTransport } from "../transport/transport.ts";
+import { stageSend } from "./cork.ts";
 import { badReturn } from "./dispatch.ts";
 import { trace } from "./lifecycle.ts";
 import {
@@ -90,8 +91,11 @@ export function apply(p: ConnectionProcess, action: unknown, callback: number): 
   if (fields === 0) return true;
   if ((fields & A_STATE) !== 0) p.state = a.state;
   if ((fields & A_SEND) !== 0 && a.send !== undefined) {
-    const error = sendChecked(p, a.send);
-    if (error !== undefined) return { reason: error };
+    const send = a.send;
+    if (!stageSend(p, send)) {
+      const error = sendChecked(p, send);
+      if (error !== undefined) return { reason: error };
+    }
   }
   if ((fields & ~(A_STATE | A_SEND)) === 0) return true;
   return applyRest(p, a, fields, callback);

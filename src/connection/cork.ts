@@ -158,6 +158,34 @@ export function addToCork(
   } else p.cork = corkList(cork, payload, wire, hs);
 }
 
+/**
+ * The hot case of a pipelined batch: `p` holds the stage (its callbacks sent twice already in this
+ * event), tracing is off, and `packet` is bytes or text the framing takes as they are, within every
+ * bound: copied in after its prefix. Returns false (nothing done) otherwise: the caller takes the
+ * general path (writer.ts `sendChecked`).
+ */
+export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
+  if (!isStage(p.cork)) return false;
+  let size: number;
+  if (packet instanceof Uint8Array) size = packet.length;
+  else if (typeof packet === "string") size = Buffer.byteLength(packet);
+  else return false;
+  const settings = p.spec.settings;
+  const hs = settings.prefixBytes;
+  const at = stage.at + hs + size;
+  if (
+    size > settings.stageSendMax ||
+    (size === 0 && hs === 0) ||
+    at > STAGE_SIZE ||
+    at > settings.corkLimit ||
+    p.rare?.dbg !== undefined
+  ) {
+    return false;
+  }
+  stage.put(packet, hs);
+  return true;
+}
+
 /** Corked bytes beyond this are written at once (a loop of big sends must not build one huge buffer). */
 export const CORK_MAX = 256 * 1024;
 

@@ -163,6 +163,9 @@ export const DETACHED: ConnectionProcess = new ConnectionProcess({
   settings: {
     framing: "raw",
     cutter: undefined,
+    prefixBytes: 0,
+    stageSendMax: -1,
+    corkLimit: 0,
     utf8: false,
     maxPacketSize: Number.POSITIVE_INFINITY,
     highWaterMark: 0,

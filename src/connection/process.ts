@@ -70,6 +70,16 @@ export interface ConnectionSettings {
   readonly framing: PacketFraming;
   /** The framing's cutter, which finds the frames of a chunk without a decoder (undefined for `"raw"`). */
   readonly cutter: FrameCutter | undefined;
+  /** The length-prefix size (1, 2 or 4), 0 for the other framings. */
+  readonly prefixBytes: number;
+  /**
+   * Largest payload a send may copy straight into the cork stage: what the framing lets one frame
+   * carry (a prefix's limit and `maxPacketSize`, `maxPacketSize` for lines and delimiters, no bound for
+   * raw bytes and codecs without `encode`); -1 when every send must be encoded first.
+   */
+  readonly stageSendMax: number;
+  /** Bytes the cork may hold before it is written at once: the least of `highWaterMark` and `maxQueuedBytes`. */
+  readonly corkLimit: number;
   readonly utf8: boolean;
   readonly maxPacketSize: number;
   readonly highWaterMark: number;

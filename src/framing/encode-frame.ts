@@ -9,7 +9,7 @@ import { isCodec } from "./codec.ts";
 import type { PacketFraming } from "./packet-framing.ts";
 
 /** Largest payload, in bytes, a length prefix of 1, 2 or 4 bytes can announce. */
-function prefixLimit(headerBytes: number): number {
+export function prefixLimit(headerBytes: number): number {
   return headerBytes === 1 ? 0xff : headerBytes === 2 ? 0xffff : 0xffffffff;
 }
 

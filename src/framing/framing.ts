@@ -17,7 +17,7 @@ export {
   isCodec,
   isDelimiterFraming,
 } from "./codec.ts";
-export { checkPrefixed, encodeFrame, writePrefix } from "./encode-frame.ts";
+export { checkPrefixed, encodeFrame, prefixLimit, writePrefix } from "./encode-frame.ts";
 export { FrameCutter } from "./frame-cutter.ts";
 export { FrameDecoder } from "./frame-decoder.ts";
 export { headerSize, isPacketFraming, type PacketFraming } from "./packet-framing.ts";

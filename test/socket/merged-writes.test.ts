@@ -249,3 +249,72 @@ test.each([
     expect(client.bytes().equals(expected)).toBe(true);
   },
 );
+
+// ---------------------------------------------------------------- the stage's bounds
+// From the third reply of a chunk on, replies are copied straight into the stage buffer: each bound the
+// general path checks must still hold there.
+
+test("packet: 1 — a reply too big for its 1-byte prefix, third in a chunk, ends the connection with FrameTooLargeError", async () => {
+  const { promise: ended, resolve } = Promise.withResolvers<unknown>();
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: (packet) => ({ send: (packet as Uint8Array)[0] === 0x21 ? Buffer.alloc(300) : packet }),
+    terminate: (reason) => resolve(reason),
+  };
+  const server = await startTestServer(handler, undefined, { packet: 1 });
+  const client = await RawClient.connect(server.port);
+  const frame1 = (s: string): Buffer => Buffer.concat([Buffer.of(s.length), Buffer.from(s)]);
+  client.write(Buffer.concat([frame1("a"), frame1("b"), frame1("c"), frame1("!"), frame1("d")]));
+  const reason = await within(ended, 5000, "the connection's end");
+  expect((reason as Error).name).toBe("FrameTooLargeError");
+  expect((reason as { size: number }).size).toBe(300);
+});
+
+test("a highWaterMark smaller than a chunk's replies: every reply still arrives, in order", async () => {
+  const server = await startTestServer(echo, undefined, { packet: 4, highWaterMark: 300 });
+  const client = await RawClient.connect(server.port);
+  const count = 64;
+  pipeline(client, count, 16, (i) => frame4(payload(i, 64)));
+  await client.waitForBytes(count * 68, 5000);
+  const frames = unframe4(client.bytes());
+  expect(frames.length).toBe(count);
+  for (let i = 0; i < count; i++) expect(frames[i]!.equals(payload(i, 64))).toBe(true);
+});
+
+test("text replies with multi-byte characters, many per chunk: the prefix counts UTF-8 bytes", async () => {
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: (packet) => ({ send: `é${Buffer.from(packet as Uint8Array).toString()}→` }),
+  };
+  const server = await startTestServer(handler, undefined, { packet: 2 });
+  const client = await RawClient.connect(server.port);
+  const frame2 = (s: string): Buffer => {
+    const b = Buffer.from(s);
+    return Buffer.concat([Buffer.of(b.length >> 8, b.length & 0xff), b]);
+  };
+  const words = Array.from({ length: 12 }, (_, i) => `w${i}`);
+  client.write(Buffer.concat(words.map(frame2)));
+  const expected = Buffer.concat(words.map((w) => frame2(`é${w}→`)));
+  await client.waitForBytes(expected.length, 5000);
+  expect(client.bytes().equals(expected)).toBe(true);
+});
+
+test("text replies whose UTF-8 bytes pass the stage's size are never cut (the bound counts bytes, not characters)", async () => {
+  const reply = (i: number): string => `${i}:${"€".repeat(5000)}`; // ~15 KB of UTF-8 for 5,000 characters
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: (packet) => ({ send: reply(Buffer.from(packet as Uint8Array).readUInt32BE(0)) }),
+  };
+  const server = await startTestServer(handler, undefined, { packet: 4 });
+  const client = await RawClient.connect(server.port);
+  const count = 12; // ~180 KB of replies to one chunk: more than the stage holds
+  pipeline(client, count, count, (i) => frame4(payload(i, 4)));
+  const expected = Array.from({ length: count }, (_, i) => Buffer.from(reply(i)));
+  await client.waitForBytes(
+    expected.reduce((n, b) => n + 4 + b.length, 0),
+    5000,
+  );
+  const frames = unframe4(client.bytes());
+  expect(frames.length).toBe(count);
+  for (let i = 0; i < count; i++) expect(frames[i]!.equals(expected[i]!)).toBe(true);
+});
