@@ -101,6 +101,7 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
   const savedOf = unread.of;
   const savedChunk = unread.chunk;
   const savedAt = unread.at;
+  unread.of = p; // (a nested delivery puts back what it found: this)
   unread.chunk = chunk;
   let off = 0;
   for (;;) {
@@ -115,15 +116,13 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
     const start = cutter.start;
     const frame = start === 0 && end === n ? chunk : chunk.subarray(start, end);
     off = end;
-    unread.of = p;
     unread.at = end;
     dispatchPacket(p, frame);
     if (unread.of !== p) {
       off = n; // a transport swap took the rest
       break;
     }
-    if (end === n || (p.flags & GATE_MASK) !== 0 || p.mailbox !== undefined || (p.flags & NOT_BATCHED) !== 0)
-      break;
+    if (end === n || (p.flags & (GATE_MASK | NOT_BATCHED)) !== 0 || p.mailbox !== undefined) break;
   }
   unread.of = savedOf;
   unread.chunk = savedChunk;

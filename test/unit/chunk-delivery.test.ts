@@ -8,7 +8,7 @@
  *
  * (A connection that is idle and has nothing buffered cuts a chunk's frames without a decoder;
  * these tests pin that path to the decoder's behaviour. The STARTTLS case, bytes behind the command
- * in the same chunk, is in test/socket/starttls.test.ts.)
+ * in the same chunk, is in test/tls/starttls.test.ts.)
  *
  * Unit tier: the real connection process on the testing kit's memory transport, no sockets.
  */
