@@ -132,6 +132,13 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
     if ((p.flags & GATE_MASK) === 0) run(p);
     else setPause(p, P_BACKLOG, true);
     releaseDecoder(p);
+  } else if (
+    (p.flags & GATE_MASK) === 0 &&
+    (p.mailbox !== undefined || (p.flags & F_PASSIVE) !== 0 || p.rare?.decoder !== undefined)
+  ) {
+    // Every frame handled: what the callbacks posted (a cast to itself, a stop, a sys request) is
+    // served now, a switch to passive arms its receive timeout, a decoder left by a swap goes back.
+    run(p);
   }
   if (corked) endCork(p);
 }

@@ -39,9 +39,9 @@ export class IdleTimer {
 
 /** The rarer timers of a connection. */
 export class Timers {
-  /** Passive receive timeout in ms (`Infinity` = none). */
   /** The idle timeout (the `timeout` action), while one is set. */
   idle: IdleTimer | undefined = undefined;
+  /** Passive receive timeout in ms (`Infinity` = none). */
   srMs = Number.POSITIVE_INFINITY;
   sr: TimerHandle | undefined = undefined;
   handshake: TimerHandle | undefined = undefined;

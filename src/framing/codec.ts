@@ -26,7 +26,9 @@ import type { Outgoing } from "../handler.ts";
  * Anything else (a fraction, `NaN`, more than is buffered, `-N` with `N <= buffered.length`) is a
  * codec bug and ends the connection with `FramingError`, as does a throw (the thrown value is the
  * error's `cause`): the peer sent bytes the protocol rejects, a peer fault. `buffered` is valid only
- * during the call: do not keep it or write into it.
+ * during the call: do not keep it or write into it. The same bytes may be shown more than once (a
+ * chunk ending inside a frame is looked at where it arrived, then in the decoder): only look, keep
+ * no state between calls.
  *
  * @example
  * ```ts

@@ -221,3 +221,56 @@ test('encoding: "utf8" with framing: each frame of a chunk is decoded text', asy
   await peer.write("é\nü\n");
   expect(await peer.connection!.call("?")).toEqual(["é\n", "ü\n"]);
 });
+
+// What a callback posts to its own connection while the chunk's last frame is handled is served at once
+// (the run loop's end-of-turn work runs after a chunk delivered whole).
+
+test("a chunk of one frame: a sendAsync the handler makes to its own connection is written", async () => {
+  await using kit = testKit();
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: (_p, _s, meta) => {
+      meta.connection.sendAsync("pong\n");
+      return undefined;
+    },
+  };
+  const server = await kit.startServer(handler, undefined, { packet: "line" });
+  const peer = await kit.connect(server);
+  await peer.write("ping\n");
+  expect((await peer.readUntil("\n", { timeoutMs: 1000 })).toString()).toBe("pong\n");
+});
+
+test("a chunk of one frame: a stop the handler asks of its own connection ends it", async () => {
+  await using kit = testKit();
+  const { promise: ended, resolve } = Promise.withResolvers<unknown>();
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: (_p, _s, meta) => {
+      void meta.connection.stop("asked");
+      return undefined;
+    },
+    terminate: (reason) => resolve(reason),
+  };
+  const server = await kit.startServer(handler, undefined, { packet: 4 });
+  const peer = await kit.connect(server);
+  await peer.write(prefixed(["x"]));
+  expect(await Promise.race([ended, Bun.sleep(1000).then(() => "still running")])).toBe("asked");
+});
+
+test("the last frame of a chunk switches to passive with an srtimeout: the timeout fires", async () => {
+  await using kit = testKit();
+  let timeouts = 0;
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: () => ({ mode: "passive", srtimeout: 50 }),
+    srtimeout: () => {
+      timeouts++;
+      return undefined;
+    },
+  };
+  const server = await kit.startServer(handler, undefined, { packet: "line" });
+  const peer = await kit.connect(server);
+  await peer.write("x\n");
+  await kit.clock.advance(50);
+  expect(timeouts).toBe(1);
+});
