@@ -44,7 +44,8 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     if ((p.flags & F_RAW_ACTIVE) !== 0) {
       const corked = beginCork(p);
       dispatchPacket(p, chunk);
-      if ((p.flags & GATE_MASK) === 0 && p.mailbox !== undefined) run(p);
+      // what the callback posted to itself is served now; a switch to passive arms its srtimeout
+      if ((p.flags & GATE_MASK) === 0 && (p.mailbox !== undefined || (p.flags & F_PASSIVE) !== 0)) run(p);
       if (corked) endCork(p);
       return;
     }

@@ -274,3 +274,21 @@ test("the last frame of a chunk switches to passive with an srtimeout: the timeo
   await kit.clock.advance(50);
   expect(timeouts).toBe(1);
 });
+
+test("raw mode: a packet that switches to passive with an srtimeout arms it", async () => {
+  await using kit = testKit();
+  let timeouts = 0;
+  const handler: Handler<undefined> = {
+    init: () => undefined,
+    handlePacket: () => ({ mode: "passive", srtimeout: 50 }),
+    srtimeout: () => {
+      timeouts++;
+      return undefined;
+    },
+  };
+  const server = await kit.startServer(handler, undefined);
+  const peer = await kit.connect(server);
+  await peer.write("x");
+  await kit.clock.advance(50);
+  expect(timeouts).toBe(1);
+});
