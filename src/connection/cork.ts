@@ -168,8 +168,14 @@ export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
   if (!isStage(p.cork)) return false;
   let size: number;
   if (packet instanceof Uint8Array) size = packet.length;
-  else if (typeof packet === "string") size = Buffer.byteLength(packet);
-  else return false;
+  else if (typeof packet === "string") {
+    // At most 3 UTF-8 bytes per UTF-16 unit: a bound that fits spares measuring the text first.
+    size = packet.length * 3;
+    const settings = p.spec.settings;
+    const at = stage.at + settings.prefixBytes + size;
+    if (at > STAGE_SIZE || at > settings.corkLimit || size > settings.stageSendMax)
+      size = Buffer.byteLength(packet);
+  } else return false;
   const settings = p.spec.settings;
   const hs = settings.prefixBytes;
   const at = stage.at + hs + size;
