@@ -257,7 +257,10 @@ test("a chunk of one frame: a stop the handler asks of its own connection ends i
   expect(await Promise.race([ended, Bun.sleep(1000).then(() => "still running")])).toBe("asked");
 });
 
-test("the last frame of a chunk switches to passive with an srtimeout: the timeout fires", async () => {
+test.each([
+  ["line framing, the last frame of a chunk", "line", "x\n"],
+  ["raw mode, a packet", "raw", "x"],
+] as const)("%s switches to passive with an srtimeout: the timeout fires", async (_, framing, bytes) => {
   await using kit = testKit();
   let timeouts = 0;
   const handler: Handler<undefined> = {
@@ -268,27 +271,9 @@ test("the last frame of a chunk switches to passive with an srtimeout: the timeo
       return undefined;
     },
   };
-  const server = await kit.startServer(handler, undefined, { packet: "line" });
+  const server = await kit.startServer(handler, undefined, { packet: framing });
   const peer = await kit.connect(server);
-  await peer.write("x\n");
-  await kit.clock.advance(50);
-  expect(timeouts).toBe(1);
-});
-
-test("raw mode: a packet that switches to passive with an srtimeout arms it", async () => {
-  await using kit = testKit();
-  let timeouts = 0;
-  const handler: Handler<undefined> = {
-    init: () => undefined,
-    handlePacket: () => ({ mode: "passive", srtimeout: 50 }),
-    srtimeout: () => {
-      timeouts++;
-      return undefined;
-    },
-  };
-  const server = await kit.startServer(handler, undefined);
-  const peer = await kit.connect(server);
-  await peer.write("x");
+  await peer.write(bytes);
   await kit.clock.advance(50);
   expect(timeouts).toBe(1);
 });
