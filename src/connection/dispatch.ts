@@ -62,8 +62,7 @@ export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
     }
     if (dbg.log !== undefined || dbg.trace) trace(p, `got packet ${formatTerm(packet)}`);
   }
-  p.flags |= G_BUSY;
-  p.flags = (p.flags & ~CB_MASK) | (CB_PACKET << CB_SHIFT);
+  p.flags = (p.flags & ~CB_MASK) | (CB_PACKET << CB_SHIFT) | G_BUSY;
   let result: unknown;
   try {
     result = p.spec.handler.handlePacket(packet, p.state, p.view!);
