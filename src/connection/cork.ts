@@ -47,7 +47,7 @@ const STAGE_SIZE = 64 * 1024;
  * One buffer that the corked payloads of one connection at a time are copied into as they are sent,
  * length prefixes written in place: a pipelined batch is then one copy per payload and one write, with
  * no list to walk. Only for a socket that copies what it takes and can take it now (the buffer is
- * reused as soon as the write returns); the connection holding it has `p.isStage(cork)`, and others
+ * reused as soon as the write returns); the connection holding it has the stage as its `p.cork`, and others
  * cork in lists meanwhile. A process has one: JavaScript runs one connection's callbacks at a time, and
  * the stage is given back by the write at the end of the socket event (or of the turn).
  */
@@ -166,28 +166,19 @@ export function addToCork(
  */
 export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
   if (!isStage(p.cork)) return false;
+  const settings = p.spec.settings;
+  const hs = settings.prefixBytes;
+  // What the payload may take: the stage's room and the cork's bound, after its prefix.
+  const room = Math.min(STAGE_SIZE, settings.corkLimit) - stage.at - hs;
+  const max = settings.stageSendMax;
   let size: number;
   if (packet instanceof Uint8Array) size = packet.length;
   else if (typeof packet === "string") {
     // At most 3 UTF-8 bytes per UTF-16 unit: a bound that fits spares measuring the text first.
     size = packet.length * 3;
-    const settings = p.spec.settings;
-    const at = stage.at + settings.prefixBytes + size;
-    if (at > STAGE_SIZE || at > settings.corkLimit || size > settings.stageSendMax)
-      size = Buffer.byteLength(packet);
+    if (size > room || size > max) size = Buffer.byteLength(packet);
   } else return false;
-  const settings = p.spec.settings;
-  const hs = settings.prefixBytes;
-  const at = stage.at + hs + size;
-  if (
-    size > settings.stageSendMax ||
-    (size === 0 && hs === 0) ||
-    at > STAGE_SIZE ||
-    at > settings.corkLimit ||
-    p.rare?.dbg !== undefined
-  ) {
-    return false;
-  }
+  if (size > room || size > max || (size === 0 && hs === 0) || p.rare?.dbg !== undefined) return false;
   stage.put(packet, hs);
   return true;
 }
@@ -218,16 +209,8 @@ export function corkFramed(
     if (size > settings.maxPacketSize) return false; // the payload is the whole frame
   }
   const wire = size + hs;
-  if (isStage(p.cork)) {
-    // The hot case of a pipelined batch: one more payload copied into the stage.
-    const at = stage.at + wire;
-    if (at <= STAGE_SIZE && at <= settings.highWaterMark && at <= settings.maxQueuedBytes) {
-      stage.put(payload, hs);
-      return true;
-    }
-  }
   const corked = corkedBytes(p) + wire;
-  if (corked > CORK_MAX || corked > settings.highWaterMark || corked > settings.maxQueuedBytes) return false;
+  if (corked > CORK_MAX || corked > settings.corkLimit) return false;
   addToCork(p, payload, wire, hs);
   return true;
 }

@@ -65,11 +65,15 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     if (decoder.buffered >= WAITING_BUFFER_MAX) setPause(p, P_BACKLOG, true);
     return;
   }
-  if ((p.flags & GATE_MASK) === 0) {
-    const corked = beginCork(p);
-    run(p);
-    if (corked) endCork(p);
-  } else setPause(p, P_BACKLOG, true);
+  const corked = beginCork(p);
+  serveBuffered(p);
+  if (corked) endCork(p);
+}
+
+/** Serves the buffered bytes now when the gate is open, else pauses the socket until it opens. */
+function serveBuffered(p: ConnectionProcess): void {
+  if ((p.flags & GATE_MASK) === 0) run(p);
+  else setPause(p, P_BACKLOG, true);
   releaseDecoder(p);
 }
 
@@ -130,9 +134,7 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
   unread.at = savedAt;
   if (off < n && phaseOf(p) < EXITING) {
     borrowDecoder(p).push(off === 0 ? chunk : chunk.subarray(off));
-    if ((p.flags & GATE_MASK) === 0) run(p);
-    else setPause(p, P_BACKLOG, true);
-    releaseDecoder(p);
+    serveBuffered(p);
   } else if (
     (p.flags & GATE_MASK) === 0 &&
     (p.mailbox !== undefined || (p.flags & F_PASSIVE) !== 0 || p.rare?.decoder !== undefined)
