@@ -144,12 +144,7 @@ export function addToCork(
     addToCork(p, payload, wire, hs);
   } else if (cork instanceof CorkList) cork.add(payload, wire);
   else if (cork === undefined && typeof payload !== "string") p.cork = payload;
-  else if (
-    stage.owner === undefined &&
-    (cork === undefined ? 0 : cork.length + hs) + wire <= STAGE_SIZE &&
-    copiesWrites(p) &&
-    writableNow(p)
-  ) {
+  else if ((cork === undefined ? 0 : cork.length + hs) + wire <= STAGE_SIZE && mayTakeStage(p)) {
     stage.owner = p;
     stage.at = 0;
     p.cork = stage;
@@ -159,15 +154,18 @@ export function addToCork(
 }
 
 /**
- * The hot case of a pipelined batch: `p` holds the stage (its callbacks sent twice already in this
- * event), tracing is off, and `packet` is bytes or text the framing takes as they are, within every
- * bound: copied in after its prefix. Returns false (nothing done) otherwise: the caller takes the
- * general path (writer.ts `sendChecked`).
+ * The hot case of a reply: tracing is off, `packet` is bytes or text the framing takes as they are,
+ * within every bound, and `p` holds the stage, or takes it for its first send of a socket event when
+ * the bytes would be copied anyway (behind a length prefix): copied in after its prefix.
+ * Returns false (nothing done) otherwise: the caller takes the general path (writer.ts `sendChecked`).
  */
 export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
-  if (!isStage(p.cork)) return false;
+  const cork = p.cork;
   const settings = p.spec.settings;
   const hs = settings.prefixBytes;
+  // A lone payload without a prefix goes out as it is, uncopied (cheaper than any copy): the stage
+  // is taken at the first send only behind a length prefix, where the payload is copied anyway.
+  if (!isStage(cork) && (cork !== undefined || hs === 0 || !mayTakeStage(p))) return false;
   // What the payload may take: the stage's room and the cork's bound, after its prefix.
   const room = Math.min(STAGE_SIZE, settings.corkLimit) - stage.at - hs;
   const max = settings.stageSendMax;
@@ -179,8 +177,18 @@ export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
     if (size > room || size > max) size = Buffer.byteLength(packet);
   } else return false;
   if (size > room || size > max || (size === 0 && hs === 0) || p.rare?.dbg !== undefined) return false;
+  if (cork === undefined) {
+    stage.owner = p;
+    stage.at = 0;
+    p.cork = stage;
+  }
   stage.put(packet, hs);
   return true;
+}
+
+/** Whether `p` may take the free stage now: inside a socket event, on a socket that copies and can write. */
+function mayTakeStage(p: ConnectionProcess): boolean {
+  return stage.owner === undefined && (p.flags & F_CORKED) !== 0 && copiesWrites(p) && writableNow(p);
 }
 
 /** Corked bytes beyond this are written at once (a loop of big sends must not build one huge buffer). */

@@ -251,24 +251,30 @@ test.each([
 );
 
 // ---------------------------------------------------------------- the stage's bounds
-// From the third reply of a chunk on, replies are copied straight into the stage buffer: each bound the
-// general path checks must still hold there.
+// Replies are copied straight into the stage buffer (behind a length prefix from a chunk's first reply,
+// otherwise from its second): each bound the general path checks must still hold there.
 
-test("packet: 1 — a reply too big for its 1-byte prefix, third in a chunk, ends the connection with FrameTooLargeError", async () => {
-  const { promise: ended, resolve } = Promise.withResolvers<unknown>();
-  const handler: Handler<undefined> = {
-    init: () => undefined,
-    handlePacket: (packet) => ({ send: (packet as Uint8Array)[0] === 0x21 ? Buffer.alloc(300) : packet }),
-    terminate: (reason) => resolve(reason),
-  };
-  const server = await startTestServer(handler, undefined, { packet: 1 });
-  const client = await RawClient.connect(server.port);
-  const frame1 = (s: string): Buffer => Buffer.concat([Buffer.of(s.length), Buffer.from(s)]);
-  client.write(Buffer.concat([frame1("a"), frame1("b"), frame1("c"), frame1("!"), frame1("d")]));
-  const reason = await within(ended, 5000, "the connection's end");
-  expect((reason as Error).name).toBe("FrameTooLargeError");
-  expect((reason as { size: number }).size).toBe(300);
-});
+test.each([
+  ["fourth", ["a", "b", "c", "!", "d"]],
+  ["first", ["!", "a"]],
+] as const)(
+  "packet: 1 — a reply too big for its 1-byte prefix, %s in a chunk, ends the connection with FrameTooLargeError",
+  async (_, requests) => {
+    const { promise: ended, resolve } = Promise.withResolvers<unknown>();
+    const handler: Handler<undefined> = {
+      init: () => undefined,
+      handlePacket: (packet) => ({ send: (packet as Uint8Array)[0] === 0x21 ? Buffer.alloc(300) : packet }),
+      terminate: (reason) => resolve(reason),
+    };
+    const server = await startTestServer(handler, undefined, { packet: 1 });
+    const client = await RawClient.connect(server.port);
+    const frame1 = (s: string): Buffer => Buffer.concat([Buffer.of(s.length), Buffer.from(s)]);
+    client.write(Buffer.concat(requests.map(frame1)));
+    const reason = await within(ended, 5000, "the connection's end");
+    expect((reason as Error).name).toBe("FrameTooLargeError");
+    expect((reason as { size: number }).size).toBe(300);
+  },
+);
 
 test("a highWaterMark smaller than a chunk's replies: every reply still arrives, in order", async () => {
   const server = await startTestServer(echo, undefined, { packet: 4, highWaterMark: 300 });
