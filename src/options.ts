@@ -6,7 +6,14 @@
  */
 import type { ConnectionSettings } from "./connection/process.ts";
 import { ArgumentError, OptionError } from "./errors.ts";
-import { FrameCutter, isCodec, isPacketFraming, type PacketFraming, prefixLimit } from "./framing/framing.ts";
+import {
+  FrameCutter,
+  headerSize,
+  isCodec,
+  isPacketFraming,
+  type PacketFraming,
+  prefixLimit,
+} from "./framing/framing.ts";
 import type { ReceiveMode } from "./handler.ts";
 import type { PoolStrategy } from "./pool/router.ts";
 import type { Plan } from "./supervisor.ts";
@@ -240,21 +247,11 @@ export function connectionSettings(record: Record<string, unknown>): ConnectionS
   const maxPacketSize = byteSize("maxPacketSize", record.maxPacketSize, DEFAULT_MAX_PACKET_SIZE);
   const maxQueuedBytes = byteSize("maxQueuedBytes", record.maxQueuedBytes, 64 * highWaterMark);
   const framing = packet as PacketFraming;
-  const prefixBytes = typeof framing === "number" ? framing : 0;
   return {
     framing,
     cutter: framing === "raw" ? undefined : new FrameCutter(framing, maxPacketSize),
-    prefixBytes,
-    stageSendMax:
-      prefixBytes !== 0
-        ? Math.min(maxPacketSize, prefixLimit(prefixBytes))
-        : isCodec(framing)
-          ? framing.encode === undefined
-            ? Number.POSITIVE_INFINITY
-            : -1
-          : framing === "raw"
-            ? Number.POSITIVE_INFINITY
-            : maxPacketSize,
+    prefixBytes: headerSize(framing) as 0 | 1 | 2 | 4,
+    stageSendMax: stageSendMax(framing, maxPacketSize),
     corkLimit: Math.min(highWaterMark, maxQueuedBytes),
     utf8: encoding === "utf8",
     maxPacketSize,
@@ -269,6 +266,19 @@ export function connectionSettings(record: Record<string, unknown>): ConnectionS
     debug: parseDebugOptions("connectorDebug", record.connectorDebug),
     options: Object.freeze({ ...record }),
   };
+}
+
+/**
+ * Largest payload a send may copy as it is into the cork stage: what one frame may carry (a prefix's
+ * limit and `maxPacketSize`; `maxPacketSize` for lines and delimiters, the whole frame; no bound for
+ * raw bytes and codecs), or -1 for a codec with `encode` (every send is encoded first).
+ */
+function stageSendMax(framing: PacketFraming, maxPacketSize: number): number {
+  const hs = headerSize(framing);
+  if (hs !== 0) return Math.min(maxPacketSize, prefixLimit(hs));
+  if (framing === "raw") return Number.POSITIVE_INFINITY;
+  if (isCodec(framing)) return framing.encode === undefined ? Number.POSITIVE_INFINITY : -1;
+  return maxPacketSize;
 }
 
 /** Validates a port argument (0 = pick one). */

@@ -109,18 +109,12 @@ function corkList(
   return list;
 }
 
-/** The length-prefix size of the connection's framing (1, 2 or 4), or 0. */
-function prefixOf(p: ConnectionProcess): 0 | 1 | 2 | 4 {
-  const framing = p.spec.settings.framing;
-  return typeof framing === "number" ? framing : 0;
-}
-
 /** Bytes corked, on the wire (length prefixes included). */
 export function corkedBytes(p: ConnectionProcess): number {
   const cork = p.cork;
   if (cork === undefined) return 0;
   if (isStage(cork)) return stage.at;
-  return cork instanceof CorkList ? cork.bytes : cork.length + prefixOf(p);
+  return cork instanceof CorkList ? cork.bytes : cork.length + p.spec.settings.prefixBytes;
 }
 
 /**
@@ -273,7 +267,7 @@ export function writeCork(p: ConnectionProcess): void {
     writeStage(p);
     return;
   }
-  const hs = prefixOf(p);
+  const hs = p.spec.settings.prefixBytes;
   if (hs === 0 && !(cork instanceof CorkList)) {
     write(p, cork);
     return;

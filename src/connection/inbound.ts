@@ -44,8 +44,7 @@ export function onData(p: ConnectionProcess, chunk: Uint8Array): void {
     if ((p.flags & F_RAW_ACTIVE) !== 0) {
       const corked = beginCork(p);
       dispatchPacket(p, chunk);
-      // what the callback posted to itself is served now; a switch to passive arms its srtimeout
-      if ((p.flags & GATE_MASK) === 0 && (p.mailbox !== undefined || (p.flags & F_PASSIVE) !== 0)) run(p);
+      afterDelivery(p);
       if (corked) endCork(p);
       return;
     }
@@ -135,15 +134,22 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
   if (off < n && phaseOf(p) < EXITING) {
     borrowDecoder(p).push(off === 0 ? chunk : chunk.subarray(off));
     serveBuffered(p);
-  } else if (
+  } else afterDelivery(p);
+  if (corked) endCork(p);
+}
+
+/**
+ * A chunk was handled whole without the run loop: what the callbacks posted to their own connection
+ * (a cast, a stop, a sys request) is served now, a switch to passive arms its receive timeout, and a
+ * decoder left empty by a transport swap goes back (the run loop's end-of-turn work).
+ */
+function afterDelivery(p: ConnectionProcess): void {
+  if (
     (p.flags & GATE_MASK) === 0 &&
     (p.mailbox !== undefined || (p.flags & F_PASSIVE) !== 0 || p.rare?.decoder !== undefined)
   ) {
-    // Every frame handled: what the callbacks posted (a cast to itself, a stop, a sys request) is
-    // served now, a switch to passive arms its receive timeout, a decoder left by a swap goes back.
     run(p);
   }
-  if (corked) endCork(p);
 }
 
 /**

@@ -71,7 +71,7 @@ export interface ConnectionSettings {
   /** The framing's cutter, which finds the frames of a chunk without a decoder (undefined for `"raw"`). */
   readonly cutter: FrameCutter | undefined;
   /** The length-prefix size (1, 2 or 4), 0 for the other framings. */
-  readonly prefixBytes: number;
+  readonly prefixBytes: 0 | 1 | 2 | 4;
   /**
    * Largest payload a send may copy straight into the cork stage: what the framing lets one frame
    * carry (a prefix's limit and `maxPacketSize`, `maxPacketSize` for lines and delimiters, no bound for

@@ -124,7 +124,7 @@ function sendBytes(
   }
   const size = bytes.length; // statistics count payload bytes, as bytesIn does
   // A 1/2/4-byte length prefix is written when the cork is (see CorkList); other framings encode now.
-  const hs = typeof framing === "number" ? framing : 0;
+  const hs = p.spec.settings.prefixBytes;
   if (framing !== "raw") {
     try {
       if (hs !== 0) checkPrefixed(hs as 1 | 2 | 4, size, p.spec.settings.maxPacketSize);
