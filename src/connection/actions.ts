@@ -1,7 +1,8 @@
 /**
- * Actions: what a callback returns. The fields of one object apply in the contract's order (`state`,
- * `send`, `reply`, `timeout`, `srtimeout`, `length`, `mode`, `transport`, then `close` or `stop`); an
- * array applies element by element. Anything else ends the connection with a `BadReturnError`.
+ * Actions: what a callback returns. The own enumerable fields of one object apply in the contract's
+ * order (`state`, `send`, `reply`, `timeout`, `srtimeout`, `length`, `mode`, `transport`, then `close`
+ * or `stop`); an array applies element by element. Anything else ends the connection with a
+ * `BadReturnError`.
  *
  * @module
  */
@@ -52,7 +53,11 @@ export function apply(p: ConnectionProcess, action: unknown, callback: number): 
   }
   const a = action as ActionObject<unknown>;
   let fields = 0;
-  for (const key in a) {
+  // The own enumerable fields (what an object literal has). Object.keys, not for-in: JSC caches an
+  // object shape's keys, so this is the cheaper check on the hot path (about 4 ns per action).
+  const keys = Object.keys(a);
+  for (let i = 0; i < keys.length; i++) {
+    const key = keys[i]!;
     switch (key) {
       case "state":
         fields |= A_STATE;

@@ -150,7 +150,8 @@ export function addToCork(
 /**
  * The hot case of a reply: tracing is off, `packet` is bytes or text the framing takes as they are,
  * within every bound, and `p` holds the stage, or takes it for its first send of a socket event when
- * the bytes would be copied anyway (behind a length prefix): copied in after its prefix.
+ * the bytes would be copied anyway (behind a length prefix, or with more frames of the chunk to
+ * answer: see {@link framesFollow}): copied in after its prefix.
  * Returns false (nothing done) otherwise: the caller takes the general path (writer.ts `sendChecked`).
  */
 export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
@@ -158,8 +159,9 @@ export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
   const settings = p.spec.settings;
   const hs = settings.prefixBytes;
   // A lone payload without a prefix goes out as it is, uncopied (cheaper than any copy): the stage
-  // is taken at the first send only behind a length prefix, where the payload is copied anyway.
-  if (!isStage(cork) && (cork !== undefined || hs === 0 || !mayTakeStage(p))) return false;
+  // is taken at the first send only behind a length prefix, where the payload is copied anyway, or
+  // when more frames of the chunk follow (their replies would be merged with it anyway).
+  if (!isStage(cork) && (cork !== undefined || (hs === 0 && batch !== p) || !mayTakeStage(p))) return false;
   // What the payload may take: the stage's room and the cork's bound, after its prefix.
   const room = Math.min(STAGE_SIZE, settings.corkLimit) - stage.at - hs;
   const max = settings.stageSendMax;
@@ -178,6 +180,18 @@ export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
   }
   stage.put(packet, hs);
   return true;
+}
+
+/**
+ * The connection whose current frame has more bytes behind it in the same chunk (set by inbound.ts
+ * `deliverFrames`): its first reply takes the stage even without a prefix, since the replies to the
+ * next frames will be copied in after it anyway.
+ */
+let batch: ConnectionProcess | undefined;
+
+/** Says whether more bytes follow the frame `p` is about to handle in its chunk (see {@link stageSend}). */
+export function framesFollow(p: ConnectionProcess | undefined): void {
+  batch = p;
 }
 
 /** Whether `p` may take the free stage now: inside a socket event, on a socket that copies and can write. */

@@ -10,7 +10,7 @@
  */
 import { type FrameCutter, FrameDecoder } from "../framing/framing.ts";
 import type { Packet } from "../handler.ts";
-import { beginCork, endCork } from "./cork.ts";
+import { beginCork, endCork, framesFollow } from "./cork.ts";
 import { dispatchPacket } from "./dispatch.ts";
 import { exit } from "./lifecycle.ts";
 import { markBytesArrived, run } from "./mailbox.ts";
@@ -121,6 +121,7 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
     const frame = start === 0 && end === n ? chunk : chunk.subarray(start, end);
     off = end;
     unread.at = end;
+    framesFollow(end < n ? p : undefined);
     dispatchPacket(p, frame);
     if (unread.of !== p) {
       off = n; // a transport swap took the rest
@@ -128,6 +129,7 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
     }
     if (end === n || (p.flags & (GATE_MASK | NOT_BATCHED)) !== 0 || p.mailbox !== undefined) break;
   }
+  framesFollow(undefined);
   unread.of = savedOf;
   unread.chunk = savedChunk;
   unread.at = savedAt;
