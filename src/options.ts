@@ -4,6 +4,8 @@
  *
  * @module
  */
+
+import { STAGE_SIZE } from "./connection/cork.ts";
 import type { ConnectionSettings } from "./connection/process.ts";
 import { ArgumentError, OptionError } from "./errors.ts";
 import {
@@ -253,6 +255,7 @@ export function connectionSettings(record: Record<string, unknown>): ConnectionS
     prefixBytes: headerSize(framing) as 0 | 1 | 2 | 4,
     stageSendMax: stageSendMax(framing, maxPacketSize),
     corkLimit: Math.min(highWaterMark, maxQueuedBytes),
+    stageRoom: Math.min(STAGE_SIZE, highWaterMark, maxQueuedBytes) - headerSize(framing),
     utf8: encoding === "utf8",
     maxPacketSize,
     highWaterMark,

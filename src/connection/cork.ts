@@ -41,7 +41,7 @@ export class CorkList {
 }
 
 /** Bytes the stage holds at most (one write of a batch; a bigger batch is written in several). */
-const STAGE_SIZE = 64 * 1024;
+export const STAGE_SIZE = 64 * 1024;
 
 /**
  * One buffer that the corked payloads of one connection at a time are copied into as they are sent,
@@ -163,7 +163,7 @@ export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
   // when more frames of the chunk follow (their replies would be merged with it anyway).
   if (!isStage(cork) && (cork !== undefined || (hs === 0 && batch !== p) || !mayTakeStage(p))) return false;
   // What the payload may take: the stage's room and the cork's bound, after its prefix.
-  const room = Math.min(STAGE_SIZE, settings.corkLimit) - stage.at - hs;
+  const room = settings.stageRoom - stage.at;
   const max = settings.stageSendMax;
   let size: number;
   if (packet instanceof Uint8Array) size = packet.length;

@@ -10,7 +10,7 @@ import { clock } from "../clock.ts";
 import { BadReturnError, CallbackError, SendOverflowError } from "../errors.ts";
 import { formatTerm, TRACING } from "../trace.ts";
 import { apply } from "./actions.ts";
-import { flushNow } from "./cork.ts";
+import { flushNow, stageSend } from "./cork.ts";
 import { packetOf } from "./inbound.ts";
 import { exit, trace } from "./lifecycle.ts";
 import { run } from "./mailbox.ts";
@@ -39,6 +39,7 @@ import {
   E_SYS,
   E_TIMEOUT,
   F_PASSIVE,
+  F_UTF8,
   G_BUSY,
   GATE_MASK,
   phaseOf,
@@ -51,8 +52,9 @@ import { sendChecked, whenFlushed } from "./writer.ts";
 
 /** A packet (frame, passive read or raw chunk) to `handlePacket`. */
 export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
-  if (p.timers?.sr !== undefined) clearSrTimer(p);
-  const packet = packetOf(p, frame);
+  const timers = p.timers;
+  if (timers !== undefined && timers.sr !== undefined) clearSrTimer(p);
+  const packet = (p.flags & F_UTF8) === 0 ? frame : packetOf(p, frame);
   if (packet === undefined) return; // only part of a UTF-8 character so far: no empty packet
   const dbg = p.rare?.dbg;
   if (TRACING && dbg !== undefined) {
@@ -69,6 +71,28 @@ export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
   } catch (error) {
     callbackFailed(p, CB_PACKET, error);
     return;
+  }
+  // The commonest action, a plain `{ send }`, applied here: what settle, finish and apply would do
+  // for it (not a thenable, one known field), without their calls; anything else goes through them.
+  if (typeof result === "object" && result !== null && !Array.isArray(result)) {
+    const keys = Object.keys(result);
+    if (
+      keys.length === 1 &&
+      keys[0] === "send" &&
+      typeof (result as { then?: unknown }).then !== "function"
+    ) {
+      const send = (result as { send: unknown }).send;
+      if (send !== undefined && !stageSend(p, send)) {
+        const error = sendChecked(p, send);
+        if (error !== undefined) {
+          p.flags &= ~G_BUSY;
+          exit(p, error);
+          return;
+        }
+      }
+      eventDone(p);
+      return;
+    }
   }
   settle(p, result, CB_PACKET);
 }

@@ -166,6 +166,7 @@ export const DETACHED: ConnectionProcess = new ConnectionProcess({
     prefixBytes: 0,
     stageSendMax: -1,
     corkLimit: 0,
+    stageRoom: 0,
     utf8: false,
     maxPacketSize: Number.POSITIVE_INFINITY,
     highWaterMark: 0,

@@ -80,6 +80,8 @@ export interface ConnectionSettings {
   readonly stageSendMax: number;
   /** Bytes the cork may hold before it is written at once: the least of `highWaterMark` and `maxQueuedBytes`. */
   readonly corkLimit: number;
+  /** The largest payload an empty cork stage takes: the stage's size and `corkLimit`, less the prefix. */
+  readonly stageRoom: number;
   readonly utf8: boolean;
   readonly maxPacketSize: number;
   readonly highWaterMark: number;
