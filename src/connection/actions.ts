@@ -96,14 +96,16 @@ export function apply(p: ConnectionProcess, action: unknown, callback: number): 
   if (fields === 0) return true;
   if ((fields & A_STATE) !== 0) p.state = a.state;
   if ((fields & A_SEND) !== 0 && a.send !== undefined) {
-    const send = a.send;
-    if (!stageSend(p, send)) {
-      const error = sendChecked(p, send);
-      if (error !== undefined) return { reason: error };
-    }
+    const error = sendPacket(p, a.send);
+    if (error !== undefined) return { reason: error };
   }
   if ((fields & ~(A_STATE | A_SEND)) === 0) return true;
   return applyRest(p, a, fields, callback);
+}
+
+/** An action's `send`: straight into the cork stage when it can go there, else the general path. */
+export function sendPacket(p: ConnectionProcess, send: unknown): Error | undefined {
+  return stageSend(p, send) ? undefined : sendChecked(p, send);
 }
 
 /** The fields after `state` and `send` (rarer: kept out of the hot function). */

@@ -9,8 +9,8 @@ import type { CallFrom } from "../call.ts";
 import { clock } from "../clock.ts";
 import { BadReturnError, CallbackError, SendOverflowError } from "../errors.ts";
 import { formatTerm, TRACING } from "../trace.ts";
-import { apply } from "./actions.ts";
-import { flushNow, stageSend } from "./cork.ts";
+import { apply, sendPacket } from "./actions.ts";
+import { flushNow } from "./cork.ts";
 import { packetOf } from "./inbound.ts";
 import { exit, trace } from "./lifecycle.ts";
 import { run } from "./mailbox.ts";
@@ -82,13 +82,11 @@ export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
       typeof (result as { then?: unknown }).then !== "function"
     ) {
       const send = (result as { send: unknown }).send;
-      if (send !== undefined && !stageSend(p, send)) {
-        const error = sendChecked(p, send);
-        if (error !== undefined) {
-          p.flags &= ~G_BUSY;
-          exit(p, error);
-          return;
-        }
+      const error = send === undefined ? undefined : sendPacket(p, send);
+      if (error !== undefined) {
+        p.flags &= ~G_BUSY;
+        exit(p, error);
+        return;
       }
       eventDone(p);
       return;
