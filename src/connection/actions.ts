@@ -104,7 +104,7 @@ export function apply(p: ConnectionProcess, action: unknown, callback: number): 
 }
 
 /** An action's `send`: straight into the cork stage when it can go there, else the general path. */
-export function sendPacket(p: ConnectionProcess, send: unknown): Error | undefined {
+function sendPacket(p: ConnectionProcess, send: unknown): Error | undefined {
   return stageSend(p, send) ? undefined : sendChecked(p, send);
 }
 

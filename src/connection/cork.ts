@@ -71,6 +71,24 @@ export class Stage {
     if (hs !== 0) writePrefix(buf, at - hs, hs as 1 | 2 | 4, n);
     this.at = at + n;
   }
+
+  /** {@link put} for bytes, the reply of every pipelined echo: small enough for the JIT to inline. */
+  putBytes(bytes: Uint8Array, hs: number): void {
+    const buf = this.buf;
+    const at = this.at;
+    const n = bytes.length;
+    if (hs === 4) {
+      buf[at] = n >>> 24;
+      buf[at + 1] = (n >>> 16) & 0xff;
+      buf[at + 2] = (n >>> 8) & 0xff;
+      buf[at + 3] = n & 0xff;
+    } else if (hs === 2) {
+      buf[at] = n >>> 8;
+      buf[at + 1] = n & 0xff;
+    } else if (hs === 1) buf[at] = n;
+    buf.set(bytes, at + hs);
+    this.at = at + hs + n;
+  }
 }
 
 const stage = new Stage();
@@ -155,6 +173,25 @@ export function addToCork(
  * Returns false (nothing done) otherwise: the caller takes the general path (writer.ts `sendChecked`).
  */
 export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
+  // The hot case, small enough for the JIT to inline into the frame loop: `p` holds the stage and
+  // sends bytes that fit.
+  if (p.cork === stage && packet instanceof Uint8Array && p.rare?.dbg === undefined) {
+    const settings = p.spec.settings;
+    const size = packet.length;
+    const hs = settings.prefixBytes;
+    if (size <= settings.stageRoom - stage.at && size <= settings.stageSendMax && (size !== 0 || hs !== 0)) {
+      stage.putBytes(packet, hs);
+      return true;
+    }
+  }
+  // A lone payload without a prefix goes out as it is, uncopied (see stageSendSlow): said here too,
+  // so the commonest reply of all, a raw echo, costs no call.
+  if (p.cork === undefined && batch !== p && p.spec.settings.prefixBytes === 0) return false;
+  return stageSendSlow(p, packet);
+}
+
+/** {@link stageSend} for the rest: taking the stage, text, the bounds' corner cases, tracing. */
+function stageSendSlow(p: ConnectionProcess, packet: unknown): boolean {
   const cork = p.cork;
   const settings = p.spec.settings;
   const hs = settings.prefixBytes;
@@ -162,24 +199,32 @@ export function stageSend(p: ConnectionProcess, packet: unknown): boolean {
   // is taken at the first send only behind a length prefix, where the payload is copied anyway, or
   // when more frames of the chunk follow (their replies would be merged with it anyway).
   if (!isStage(cork) && (cork !== undefined || (hs === 0 && batch !== p) || !mayTakeStage(p))) return false;
+  if (p.rare?.dbg !== undefined) return false; // traced: the general path logs each send
   // What the payload may take: the stage's room and the cork's bound, after its prefix.
   const room = settings.stageRoom - stage.at;
   const max = settings.stageSendMax;
-  let size: number;
-  if (packet instanceof Uint8Array) size = packet.length;
-  else if (typeof packet === "string") {
-    // At most 3 UTF-8 bytes per UTF-16 unit: a bound that fits spares measuring the text first.
-    size = packet.length * 3;
-    if (size > room || size > max) size = Buffer.byteLength(packet);
-  } else return false;
-  if (size > room || size > max || (size === 0 && hs === 0) || p.rare?.dbg !== undefined) return false;
-  if (cork === undefined) {
-    stage.owner = p;
-    stage.at = 0;
-    p.cork = stage;
+  if (packet instanceof Uint8Array) {
+    const size = packet.length;
+    if (size > room || size > max || (size === 0 && hs === 0)) return false;
+    if (cork === undefined) takeStage(p);
+    stage.putBytes(packet, hs);
+    return true;
   }
+  if (typeof packet !== "string") return false;
+  // At most 3 UTF-8 bytes per UTF-16 unit: a bound that fits spares measuring the text first.
+  let size = packet.length * 3;
+  if (size > room || size > max) size = Buffer.byteLength(packet);
+  if (size > room || size > max || (size === 0 && hs === 0)) return false;
+  if (cork === undefined) takeStage(p);
   stage.put(packet, hs);
   return true;
+}
+
+/** `p` takes the free stage as its cork. */
+function takeStage(p: ConnectionProcess): void {
+  stage.owner = p;
+  stage.at = 0;
+  p.cork = stage;
 }
 
 /**

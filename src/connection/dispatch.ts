@@ -8,9 +8,10 @@
 import type { CallFrom } from "../call.ts";
 import { clock } from "../clock.ts";
 import { BadReturnError, CallbackError, SendOverflowError } from "../errors.ts";
+import type { Packet } from "../handler.ts";
 import { formatTerm, TRACING } from "../trace.ts";
-import { apply, sendPacket } from "./actions.ts";
-import { flushNow } from "./cork.ts";
+import { apply } from "./actions.ts";
+import { flushNow, stageSend } from "./cork.ts";
 import { packetOf } from "./inbound.ts";
 import { exit, trace } from "./lifecycle.ts";
 import { run } from "./mailbox.ts";
@@ -50,19 +51,16 @@ import type { SendSyncRequest, SysRequest } from "./requests.ts";
 import { clearSrTimer } from "./timers.ts";
 import { sendChecked, whenFlushed } from "./writer.ts";
 
-/** A packet (frame, passive read or raw chunk) to `handlePacket`. */
+/**
+ * A packet (frame, passive read or raw chunk) to `handlePacket`. Kept small enough for the JIT to
+ * inline into the frame loop (inbound.ts `deliverFrames`): what most packets need none of (a receive
+ * timer to clear, text to decode, tracing) is in {@link preparePacket}.
+ */
 export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
-  const timers = p.timers;
-  if (timers !== undefined && timers.sr !== undefined) clearSrTimer(p);
-  const packet = (p.flags & F_UTF8) === 0 ? frame : packetOf(p, frame);
-  if (packet === undefined) return; // only part of a UTF-8 character so far: no empty packet
-  const dbg = p.rare?.dbg;
-  if (TRACING && dbg !== undefined) {
-    if (dbg.counters !== undefined) {
-      dbg.counters.packetsIn++;
-      dbg.counters.bytesIn += frame.length;
-    }
-    if (dbg.log !== undefined || dbg.trace) trace(p, `got packet ${formatTerm(packet)}`);
+  let packet: Packet | undefined = frame;
+  if (p.timers !== undefined || (p.flags & F_UTF8) !== 0 || p.rare?.dbg !== undefined) {
+    packet = preparePacket(p, frame);
+    if (packet === undefined) return; // only part of a UTF-8 character so far: no empty packet
   }
   p.flags = (p.flags & ~CB_MASK) | (CB_PACKET << CB_SHIFT) | G_BUSY;
   let result: unknown;
@@ -72,27 +70,47 @@ export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
     callbackFailed(p, CB_PACKET, error);
     return;
   }
-  // The commonest action, a plain `{ send }`, applied here: what settle, finish and apply would do
-  // for it (not a thenable, one known field), without their calls; anything else goes through them.
-  if (typeof result === "object" && result !== null && !Array.isArray(result)) {
-    const keys = Object.keys(result);
-    if (
-      keys.length === 1 &&
-      keys[0] === "send" &&
-      typeof (result as { then?: unknown }).then !== "function"
-    ) {
-      const send = (result as { send: unknown }).send;
-      const error = send === undefined ? undefined : sendPacket(p, send);
-      if (error !== undefined) {
-        p.flags &= ~G_BUSY;
-        exit(p, error);
-        return;
-      }
-      eventDone(p);
-      return;
+  if (!isPlainSend(result)) settle(p, result, CB_PACKET);
+  else if (stageSend(p, result.send)) eventDone(p);
+  else sendPlain(p, result.send);
+}
+
+/** Clears the receive timer, decodes text, counts and traces; the packet, or undefined for none yet. */
+function preparePacket(p: ConnectionProcess, frame: Uint8Array): Packet | undefined {
+  const timers = p.timers;
+  if (timers !== undefined && timers.sr !== undefined) clearSrTimer(p);
+  const packet = (p.flags & F_UTF8) === 0 ? frame : packetOf(p, frame);
+  if (packet === undefined) return undefined;
+  const dbg = p.rare?.dbg;
+  if (TRACING && dbg !== undefined) {
+    if (dbg.counters !== undefined) {
+      dbg.counters.packetsIn++;
+      dbg.counters.bytesIn += frame.length;
     }
+    if (dbg.log !== undefined || dbg.trace) trace(p, `got packet ${formatTerm(packet)}`);
   }
-  settle(p, result, CB_PACKET);
+  return packet;
+}
+
+/**
+ * Whether a callback's result is the commonest action, a plain `{ send }`: one own field, `send`, and
+ * not a thenable (what settle and apply would check for it).
+ */
+function isPlainSend(result: unknown): result is { send: unknown } {
+  if (typeof result !== "object" || result === null || Array.isArray(result)) return false;
+  const keys = Object.keys(result);
+  return keys.length === 1 && keys[0] === "send" && typeof (result as { then?: unknown }).then !== "function";
+}
+
+/** Applies a plain `{ send }` (see {@link isPlainSend}) that the stage did not take, without settle, finish and apply. */
+function sendPlain(p: ConnectionProcess, send: unknown): void {
+  const error = send === undefined ? undefined : sendChecked(p, send);
+  if (error !== undefined) {
+    p.flags &= ~G_BUSY;
+    exit(p, error);
+    return;
+  }
+  eventDone(p);
 }
 
 /** A mailbox event to its callback. */
