@@ -72,7 +72,11 @@ export class Stage {
     this.at = at + n;
   }
 
-  /** {@link put} for bytes, the reply of every pipelined echo: small enough for the JIT to inline. */
+  /**
+   * {@link put} for bytes, the reply of every pipelined echo: small enough for the JIT to inline. The
+   * prefix is written here rather than by `writePrefix`: that call kept the frame loop from inlining
+   * this (`packet: 4` at 16 frames per chunk, in process: 43 ns per frame here, 45.5 with the call).
+   */
   putBytes(bytes: Uint8Array, hs: number): void {
     const buf = this.buf;
     const at = this.at;
