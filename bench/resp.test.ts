@@ -219,6 +219,14 @@ test("parseCsv reads redis-benchmark's rows, with and without latency columns", 
     { name: "SET", rps: 342935.53, p50Ms: 2.031, p99Ms: 7.615 },
     { name: "GET", rps: 511247.44, p50Ms: 1.319, p99Ms: 3.743 },
   ]);
+  // a test that ran within one tick of redis-benchmark's millisecond clock (a small -n) reads "inf"
+  const instant = parseCsv(
+    '"SET","32000.00","0.5","0.4","0.4","0.6","0.6","0.6"\n"GET","inf","0.1","0.1","0.1","0.1","0.1","0.1"\n',
+  );
+  expect(instant.map((t) => [t.name, t.rps])).toEqual([
+    ["SET", 32000],
+    ["GET", Number.POSITIVE_INFINITY],
+  ]);
   const old = parseCsv('"SET","1000.00"\r\n"GET","2000.00"\r\n');
   expect(old.map((t) => [t.name, t.rps])).toEqual([
     ["SET", 1000],

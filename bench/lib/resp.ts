@@ -47,14 +47,17 @@ export interface RespTest {
 
 /**
  * Parses redis-benchmark's `--csv` output: one row per test after a header row (older versions print
- * only `"NAME","rps"`; the latency columns are then NaN).
+ * only `"NAME","rps"`; the latency columns are then NaN). A test that ran within one tick of
+ * redis-benchmark's millisecond clock has rps `inf`: kept, as `Infinity` (a small `-n` does that).
  */
 export function parseCsv(out: string): RespTest[] {
   const tests: RespTest[] = [];
   for (const line of out.split(/\r?\n/)) {
     const f = line.split(",").map((x) => x.trim().replace(/^"|"$/g, ""));
-    if (f.length < 2 || f[0] === "test" || f[0] === "" || !Number.isFinite(Number(f[1]))) continue;
-    tests.push({ name: f[0]!, rps: Number(f[1]), p50Ms: Number(f[4]), p99Ms: Number(f[6]) });
+    if (f.length < 2 || f[0] === "test" || f[0] === "") continue;
+    const rps = f[1] === "inf" ? Number.POSITIVE_INFINITY : Number(f[1]);
+    if (Number.isNaN(rps)) continue;
+    tests.push({ name: f[0]!, rps, p50Ms: Number(f[4]), p99Ms: Number(f[6]) });
   }
   return tests;
 }
@@ -94,6 +97,13 @@ async function redisBenchmark(
       tests,
       cpuS,
       error: `redis-benchmark exit ${proc.exitCode ?? proc.signalCode}, ${tests.length} tests: ${err.trim().split("\n").pop() ?? ""}`,
+    };
+  const instant = tests.find((t) => !Number.isFinite(t.rps));
+  if (instant !== undefined)
+    return {
+      tests,
+      cpuS,
+      error: `redis-benchmark's ${instant.name} test ran within its 1 ms clock tick (rps inf): use more requests (--dur)`,
     };
   return { tests, cpuS, warn };
 }
