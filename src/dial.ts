@@ -21,7 +21,7 @@
  * @module
  * @internal
  */
-import net from "node:net";
+import { nodeNet } from "./builtins.ts";
 
 interface Libc {
   dup(fd: number): number;
@@ -69,7 +69,7 @@ export interface Dial {
 export function dialTcp(host: string, port: number): Dial | undefined {
   const lib = loadLibc();
   if (lib === null) return undefined;
-  const socket = net.connect({ host, port });
+  const socket = nodeNet().connect({ host, port });
   socket.pause();
   let done = false;
   const fd = new Promise<number>((resolve, reject) => {

@@ -14,30 +14,68 @@
  * has grown past half of the room left at the previous count, so a server far from the limit pays one
  * directory read per halving of its headroom. Where the limit is unknown (no `/proc`), there is no guard.
  *
+ * Both are read without `node:fs` where possible (see builtins.ts for why a plain server should not
+ * load it): the limit by {@link prefetchOpenFileLimit}, started when a server is made (a server's first
+ * socket comes at least one event-loop turn later), and the count with `Bun.Glob`. Where the prefetch
+ * has not finished, `node:fs` reads the limit at once.
+ *
  * @module
  */
-import { readdirSync, readFileSync } from "node:fs";
+import { nodeFs } from "./builtins.ts";
 
+const LIMITS = "/proc/self/limits";
+const FD_DIR = "/proc/self/fd";
+/** Every entry of the descriptor directory (their names are numbers: no dot files to miss). */
+const fdScan = new Bun.Glob("*");
+
+/** The limit once read (null: unknown or unlimited); undefined until then. */
 let cachedLimit: number | null | undefined;
+/** The background read of the limit, once started. */
+let prefetch: Promise<void> | undefined;
+
+/** The "Max open files" soft limit of a `/proc/<pid>/limits` text, or null. */
+function parseLimit(limits: string): number | null {
+  const match = /^Max open files\s+(\d+)/m.exec(limits);
+  return match === null ? null : Number(match[1]);
+}
 
 /** The soft open-file limit of this process (`ulimit -n`), or undefined when unknown or unlimited. */
 export function openFileLimit(): number | undefined {
   if (cachedLimit === undefined) {
-    cachedLimit = null;
     try {
-      const match = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"));
-      if (match !== null) cachedLimit = Number(match[1]);
+      cachedLimit = parseLimit(nodeFs().readFileSync(LIMITS, "utf8"));
     } catch {
-      // Not Linux: no guard.
+      cachedLimit = null; // Not Linux: no guard.
     }
   }
   return cachedLimit ?? undefined;
 }
 
+/**
+ * Starts reading the limit in the background (once), so that {@link openFileLimit} needs no `node:fs`.
+ * The promise settles (never rejects) once the limit is known.
+ */
+export function prefetchOpenFileLimit(): Promise<void> {
+  if (cachedLimit !== undefined) return Promise.resolve();
+  prefetch ??= Bun.file(LIMITS)
+    .text()
+    .then(
+      (limits) => {
+        cachedLimit ??= parseLimit(limits);
+      },
+      () => {
+        cachedLimit ??= null;
+      },
+    );
+  return prefetch;
+}
+
 /** Descriptors open in this process now (throws when even the directory cannot be opened). */
 function openFileCount(): number {
+  let count = 0;
+  for (const _ of fdScan.scanSync({ cwd: FD_DIR, onlyFiles: false, followSymlinks: false })) count++;
   // The listing includes the descriptor of the directory being read.
-  return readdirSync("/proc/self/fd").length - 1;
+  return count - 1;
 }
 
 /** Decides, per accepted socket, whether a server may keep it without nearing the open-file limit. */

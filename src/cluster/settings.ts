@@ -4,9 +4,8 @@
  *
  * @module
  */
-import { readFileSync } from "node:fs";
-import { availableParallelism } from "node:os";
 import { backoff } from "../backoff.ts";
+import { nodeFs, nodeOs } from "../builtins.ts";
 import { ArgumentError, OptionError } from "../errors.ts";
 import { type Plan, RestartPlan } from "../supervisor.ts";
 
@@ -62,10 +61,10 @@ const KEYS = new Set([
  * `limits.cpu: 2` on a 64-core node gets 2 workers, not 64 that the quota would throttle.
  */
 function defaultWorkers(): number {
-  const cpus = availableParallelism();
+  const cpus = nodeOs().availableParallelism();
   const read = (path: string) => {
     try {
-      return readFileSync(path, "utf8");
+      return nodeFs().readFileSync(path, "utf8");
     } catch {
       return undefined;
     }

@@ -17,7 +17,7 @@
 import { abort, release } from "../connection/lifecycle.ts";
 import { type ConnectionProcess, F_HANDSHAKING, F_STARTED, type Totals } from "../connection/process.ts";
 import { ArgumentError } from "../errors.ts";
-import { type FdBudget, fdBudget } from "../fd-limit.ts";
+import { type FdBudget, fdBudget, prefetchOpenFileLimit } from "../fd-limit.ts";
 import { emit } from "../trace.ts";
 
 /** The admission state of one server. */
@@ -33,9 +33,11 @@ export class Admission {
   handshakes = 0;
   /** Sockets of this server not yet closed (every connection, including closing ones). */
   sockets = 0;
-  #fds: FdBudget | undefined = fdBudget();
+  /** The descriptor guard, made at the first socket (null: not yet; undefined: no limit known). */
+  #fds: FdBudget | undefined | null = null;
 
   constructor(maxConnections: number, maxWaiting: number, maxHandshakes: number) {
+    void prefetchOpenFileLimit();
     this.maxConnections = maxConnections;
     this.maxWaiting = maxWaiting;
     this.maxHandshakes = maxHandshakes;
@@ -43,6 +45,7 @@ export class Admission {
 
   /** Whether a new socket may be kept at all (descriptor guard); `extra` = sockets held elsewhere. */
   keep(extra: number, label: () => string): boolean {
+    if (this.#fds === null) this.#fds = fdBudget();
     const fds = this.#fds;
     if (fds === undefined) return true;
     const ok = fds.admit(this.sockets + extra + 1);

@@ -9,8 +9,7 @@
  *
  * @module
  */
-import { existsSync, lstatSync, readFileSync, unlinkSync } from "node:fs";
-import { resolve } from "node:path";
+import { nodeFs, nodePath } from "../builtins.ts";
 import { OptionError } from "../errors.ts";
 import { bunConnect, bunListen, COPIES_WRITES } from "./bun-options.ts";
 import type {
@@ -68,17 +67,18 @@ function addressInUse(path: string, why: string): Error {
 /** Removes a socket file nobody listens on; throws EADDRINUSE for anything else in the way. */
 function removeStale(path: string): void {
   if (listening.has(path)) throw addressInUse(path, "already listening in this process");
-  if (!existsSync(path)) return;
-  if (!lstatSync(path).isSocket()) throw addressInUse(path, "exists and is not a socket");
+  const fs = nodeFs();
+  if (!fs.existsSync(path)) return;
+  if (!fs.lstatSync(path).isSocket()) throw addressInUse(path, "exists and is not a socket");
   if (hasListener(path)) throw addressInUse(path, "another process is listening");
-  unlinkSync(path);
+  fs.unlinkSync(path);
 }
 
 /** Linux: whether a listening socket is bound to `path` (absolute). Elsewhere: false. */
 function hasListener(path: string): boolean {
   let table: string;
   try {
-    table = readFileSync("/proc/net/unix", "latin1");
+    table = nodeFs().readFileSync("/proc/net/unix", "latin1");
   } catch {
     return false;
   }
@@ -102,5 +102,5 @@ export function unix(path: string): Transport {
   if (typeof path !== "string" || path.length === 0 || path.includes("\0", 1)) {
     throw new OptionError("path", "a non-empty socket path", path);
   }
-  return new UnixTransport(path.startsWith("\0") ? path : resolve(path));
+  return new UnixTransport(path.startsWith("\0") ? path : nodePath().resolve(path));
 }

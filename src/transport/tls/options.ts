@@ -9,8 +9,8 @@
  *
  * @module
  */
-import { createPrivateKey, type KeyObject, X509Certificate } from "node:crypto";
-import { readFileSync } from "node:fs";
+import type { KeyObject, X509Certificate } from "node:crypto";
+import { nodeCrypto, nodeFs } from "../../builtins.ts";
 import { OptionError } from "../../errors.ts";
 import { booleanOption, positiveMilliseconds, stringOption } from "../../validate.ts";
 
@@ -273,7 +273,7 @@ function redact(value: unknown): unknown {
 function fileOption(option: string, path: unknown): string {
   if (typeof path !== "string" || path.length === 0) throw new OptionError(option, "a file path", path);
   try {
-    return readFileSync(path, "utf8");
+    return nodeFs().readFileSync(path, "utf8");
   } catch {
     throw new OptionError(option, "a readable file", path);
   }
@@ -309,13 +309,13 @@ function readCertificate(source: TlsCertificate, prefix: string): BunTls {
   if (cert === undefined || key === undefined) return out;
   let certificate: X509Certificate;
   try {
-    certificate = new X509Certificate(cert);
+    certificate = new (nodeCrypto().X509Certificate)(cert);
   } catch {
     throw new OptionError(`${prefix}cert`, "a PEM certificate", source.cert ?? source.certFile);
   }
   let keyObject: KeyObject;
   try {
-    keyObject = createPrivateKey(passphrase === undefined ? { key } : { key, passphrase });
+    keyObject = nodeCrypto().createPrivateKey(passphrase === undefined ? { key } : { key, passphrase });
   } catch {
     throw new OptionError(
       `${prefix}key`,

@@ -25,7 +25,7 @@
  * @module
  */
 
-import { isIP } from "node:net";
+import { nodeNet } from "../../builtins.ts";
 import { OptionError, TlsHandshakeError } from "../../errors.ts";
 import {
   bunConnect,
@@ -86,7 +86,7 @@ class TlsTransport implements Transport, CertificateChooser {
     // name; the certificate is then checked against the peer's address, as a connect by IP does).
     const client = this.#options.client as { serverName?: string };
     const tls =
-      client.serverName === undefined && isIP(request.hostname) === 0
+      client.serverName === undefined && nodeNet().isIP(request.hostname) === 0
         ? { ...client, serverName: request.hostname }
         : client;
     return bunConnect({ endpoint: { fd }, handlers: request.events, data: request.data, tls });

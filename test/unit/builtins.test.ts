@@ -1,0 +1,88 @@
+/**
+ * Invariant: a plain TCP server loads none of Node's heavy built-in modules (`node:net`,
+ * `node:crypto`, `node:fs`): each adds hundreds of kB to the heap that every garbage collection then
+ * pays for (src/builtins.ts). They load at first use, on the paths that need them (TLS options, the
+ * connector's dial, Unix sockets, the cluster). The open-file guard reads its limit in the background
+ * and counts descriptors with `Bun.Glob`, and still agrees with `node:fs`.
+ */
+import { describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { FdBudget, openFileLimit, prefetchOpenFileLimit } from "../../src/fd-limit.ts";
+
+/** Runs `code` in a fresh Bun process (a clean module registry) and returns what it printed. */
+async function runFresh(code: string): Promise<string> {
+  const child = Bun.spawn([process.execPath, "-e", code], {
+    cwd: `${import.meta.dir}/../..`,
+    stdout: "pipe",
+  });
+  const out = await new Response(child.stdout).text();
+  expect(await child.exited).toBe(0);
+  return out.trim();
+}
+
+// What a server process has loaded, seen from inside it: `process.getBuiltinModule` is the library's
+// only way in (src/builtins.ts), so counting its calls per module tells what was loaded.
+const PROBE = `
+const loaded = new Set();
+const get = process.getBuiltinModule.bind(process);
+process.getBuiltinModule = (id) => { loaded.add(id); return get(id); };
+`;
+
+describe("Node's built-in modules load at first use", () => {
+  test("a plain server accepting a connection loads no node:net, node:crypto or node:fs", async () => {
+    const out = await runFresh(`${PROBE}
+const { startServer } = await import("./src/index.ts");
+const server = await startServer({ init: () => undefined, handlePacket: (p) => ({ send: p }) }, undefined, 0, { hostname: "127.0.0.1" });
+const echoed = Promise.withResolvers();
+const socket = await Bun.connect({ hostname: "127.0.0.1", port: server.port, socket: { data: (_s, d) => echoed.resolve(String(d)) } });
+socket.write("ping");
+const reply = await echoed.promise;
+socket.end();
+await server.stop();
+console.log(JSON.stringify({ reply, loaded: [...loaded] }));`);
+    expect(JSON.parse(out)).toEqual({ reply: "ping", loaded: [] });
+  }, 15_000);
+
+  test("TLS options load node:crypto and node:fs when they are checked", async () => {
+    const out = await runFresh(`${PROBE}
+const { tls } = await import("./src/index.ts");
+const before = [...loaded];
+tls({ certFile: "test/fixtures/server.pem", keyFile: "test/fixtures/server-key.pem" });
+console.log(JSON.stringify({ before, after: [...loaded].sort() }));`);
+    expect(JSON.parse(out)).toEqual({ before: [], after: ["node:crypto", "node:fs"] });
+  }, 15_000);
+});
+
+describe("the open-file guard without node:fs", () => {
+  test("the prefetched limit is the one /proc/self/limits gives", async () => {
+    await prefetchOpenFileLimit();
+    const expected = /^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))?.[1];
+    expect(openFileLimit()).toBe(Number(expected));
+  });
+
+  test("the descriptor count agrees with readdir: admitted with no descriptor to spare, refused one short", () => {
+    // readdir lists its own directory descriptor too; the guard subtracts the one its scan opens.
+    const open = readdirSync("/proc/self/fd").length - 1;
+    /** A budget whose limit leaves `room` descriptors free beyond its reserve with `open` in use. */
+    const withRoom = (room: number): FdBudget => {
+      for (let limit = open; ; limit++) {
+        const budget = new FdBudget(limit);
+        if (limit - budget.reserve - open === room) return budget;
+      }
+    };
+    expect(withRoom(0).admit(1)).toBe(true);
+    expect(withRoom(-1).admit(1)).toBe(false);
+  });
+});
+
+describe("no heavy built-in module is imported up front", () => {
+  test("src/ imports node:net, node:crypto, node:fs, node:tls, node:os, node:path only as types", async () => {
+    const runtime = /^import\s+(?!type\b)[^;]*from\s+"node:(net|crypto|fs|tls|os|path|child_process|dns)"/m;
+    const offenders: string[] = [];
+    for await (const file of new Bun.Glob("src/**/*.ts").scan({ cwd: `${import.meta.dir}/../..` })) {
+      const text = await Bun.file(`${import.meta.dir}/../../${file}`).text();
+      if (runtime.test(text)) offenders.push(file);
+    }
+    expect(offenders).toEqual([]);
+  });
+});
