@@ -53,7 +53,7 @@ export function openFileLimit(): number | undefined {
 
 /**
  * Starts reading the limit in the background (once), so that {@link openFileLimit} needs no `node:fs`.
- * The promise settles (never rejects) once the limit is known.
+ * The promise settles (never rejects) once the read is over.
  */
 export function prefetchOpenFileLimit(): Promise<void> {
   if (cachedLimit !== undefined) return Promise.resolve();
@@ -61,11 +61,12 @@ export function prefetchOpenFileLimit(): Promise<void> {
     .text()
     .then(
       (limits) => {
-        cachedLimit ??= parseLimit(limits);
+        // Only a limit it found counts: for anything else (an empty read, "unlimited") the
+        // synchronous read decides, as it would have without the prefetch.
+        const limit = parseLimit(limits);
+        if (limit !== null) cachedLimit ??= limit;
       },
-      () => {
-        cachedLimit ??= null;
-      },
+      () => undefined, // the synchronous read decides
     );
   return prefetch;
 }
