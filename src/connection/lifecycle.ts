@@ -114,13 +114,21 @@ export function start(p: ConnectionProcess): void {
     exit(p, new CallbackError("init", error));
     return;
   }
-  if (isThenable(result)) {
-    // Promise.resolve: a thenable whose `then` throws becomes a rejection instead of escaping.
-    Promise.resolve(result).then(
-      (value) => initDone(p, value),
-      (error) => exit(p, new CallbackError("init", error)),
-    );
-  } else initDone(p, result);
+  if (isThenable(result)) initLater(p, result);
+  else initDone(p, result);
+}
+
+/**
+ * `init` returned a promise: done when it settles. A function of its own because its closures capture
+ * `p`, and a function whose variables a closure captures allocates a scope object at every call: in
+ * `start`, that would be one more object per connection, promise or not.
+ */
+function initLater(p: ConnectionProcess, result: PromiseLike<unknown>): void {
+  // Promise.resolve: a thenable whose `then` throws becomes a rejection instead of escaping.
+  Promise.resolve(result).then(
+    (value) => initDone(p, value),
+    (error) => exit(p, new CallbackError("init", error)),
+  );
 }
 
 function initDone(p: ConnectionProcess, result: unknown): void {

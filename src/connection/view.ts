@@ -136,7 +136,12 @@ class ViewMethods implements Connection, Meta<unknown> {
  * an object from the properties of its own prototype, so with ~30 getters right on it every view
  * took a 64-byte cell; with them one level up it takes 32 (measured with `bun:jsc`).
  */
-export class ConnectionView extends ViewMethods {}
+export class ConnectionView extends ViewMethods {
+  // Written out: the implicit one of a derived class passes `...arguments` on, an array per view.
+  constructor(p: ConnectionProcess) {
+    super(p);
+  }
+}
 
 /** The view of a process (made on first use). */
 export function viewOf(p: ConnectionProcess): ConnectionView {

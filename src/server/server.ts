@@ -199,8 +199,10 @@ export class Server<S = unknown, I = unknown> {
   }
 
   /** The open-file guard: whether one more socket may be held (listeners call it for sockets they hold). */
-  readonly #keepSocket = (): boolean =>
-    this.#admission.keep(pendingSockets(this.#acceptors), () => this.name ?? `<${this.#port}>`);
+  readonly #keepSocket = (): boolean => this.#admission.keep(pendingSockets(this.#acceptors), this.#label);
+
+  /** The server's name in the guard's report (made once: `#keepSocket` runs at every accept). */
+  readonly #label = (): string => this.name ?? `<${this.#port}>`;
 
   /** @internal A socket arrived at `acceptor`. */
   accept(acceptor: Acceptor, socket: TransportSocket): void {
