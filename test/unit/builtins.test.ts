@@ -73,6 +73,25 @@ describe("the open-file guard without node:fs", () => {
     expect(withRoom(0).admit(1)).toBe(true);
     expect(withRoom(-1).admit(1)).toBe(false);
   });
+
+  test("at EMFILE the count fails, and the guard refuses (as it did with readdir)", async () => {
+    // A child with `ulimit -n 40` that uses up its descriptors, then asks a guard that believes the
+    // limit is far away: only a count that fails (taken as "at the limit") makes it refuse; a scan
+    // that silently listed nothing would let it admit.
+    const code = `
+      const { FdBudget } = await import("./src/fd-limit.ts");
+      const fs = require("node:fs");
+      const budget = new FdBudget(1_000_000);
+      try { for (;;) fs.openSync("/dev/null", "r"); } catch {}
+      console.log(budget.admit(1));`;
+    const child = Bun.spawn(["bash", "-c", 'ulimit -n 40 && exec "$0" -e "$1"', process.execPath, code], {
+      cwd: `${import.meta.dir}/../..`,
+      stdout: "pipe",
+    });
+    const out = await new Response(child.stdout).text();
+    expect(await child.exited).toBe(0);
+    expect(out.trim()).toBe("false");
+  }, 15_000);
 });
 
 describe("no heavy built-in module is imported up front", () => {
