@@ -28,6 +28,7 @@ import {
   summarizePerfScript,
 } from "./lib/perf-profile.ts";
 import {
+  awaitOutput,
   BENCH,
   buildLoadgen,
   freePort,
@@ -114,18 +115,8 @@ async function startServer(label: string, port: number, dir: string, cpu: number
     stderr: "inherit",
   });
   started.add(proc);
-  const reader = proc.stdout.getReader();
-  const decoder = new TextDecoder();
-  let seen = "";
-  const deadline = Date.now() + 10_000;
-  while (!/^ready/m.test(seen)) {
-    const left = deadline - Date.now();
-    const next =
-      left > 0 ? await Promise.race([reader.read(), Bun.sleep(left).then(() => undefined)]) : undefined;
-    if (next === undefined || next.done) die(`${label} did not print "ready" within 10 s: ${seen}`);
-    seen += decoder.decode(next.value, { stream: true });
-  }
-  reader.releaseLock();
+  const { match, seen } = await awaitOutput(proc.stdout, /^ready/m, 10_000);
+  if (match === null) die(`${label} did not print "ready" within 10 s: ${seen}`);
   return proc;
 }
 

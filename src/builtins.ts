@@ -14,44 +14,29 @@
  * @module
  */
 
-type Net = typeof import("node:net");
-type Crypto = typeof import("node:crypto");
-type Fs = typeof import("node:fs");
-type Os = typeof import("node:os");
-type Path = typeof import("node:path");
+/** The modules loaded here, by id. */
+interface Builtins {
+  "node:net": typeof import("node:net");
+  "node:crypto": typeof import("node:crypto");
+  "node:fs": typeof import("node:fs");
+  "node:os": typeof import("node:os");
+  "node:path": typeof import("node:path");
+}
 
-let net: Net | undefined;
-let crypto: Crypto | undefined;
-let fs: Fs | undefined;
-let os: Os | undefined;
-let path: Path | undefined;
+/** A getter of `id` that loads it at its first call. */
+function lazy<ID extends keyof Builtins>(id: ID): () => Builtins[ID] {
+  let loaded: Builtins[ID] | undefined;
+  // (the cast: Node's own typing of the ids is not exported; the modules are the same)
+  return () => (loaded ??= process.getBuiltinModule(id) as Builtins[ID]);
+}
 
 /** `node:net`, loaded at the first call. */
-export function nodeNet(): Net {
-  net ??= process.getBuiltinModule("node:net");
-  return net;
-}
-
+export const nodeNet = lazy("node:net");
 /** `node:crypto`, loaded at the first call. */
-export function nodeCrypto(): Crypto {
-  crypto ??= process.getBuiltinModule("node:crypto");
-  return crypto;
-}
-
+export const nodeCrypto = lazy("node:crypto");
 /** `node:fs`, loaded at the first call. */
-export function nodeFs(): Fs {
-  fs ??= process.getBuiltinModule("node:fs");
-  return fs;
-}
-
+export const nodeFs = lazy("node:fs");
 /** `node:os`, loaded at the first call. */
-export function nodeOs(): Os {
-  os ??= process.getBuiltinModule("node:os");
-  return os;
-}
-
+export const nodeOs = lazy("node:os");
 /** `node:path`, loaded at the first call. */
-export function nodePath(): Path {
-  path ??= process.getBuiltinModule("node:path");
-  return path;
-}
+export const nodePath = lazy("node:path");

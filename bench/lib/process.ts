@@ -156,21 +156,35 @@ export async function startServerFile(file: string, procs: Subprocess[]): Promis
     stdin: "ignore",
   });
   procs.push(proc);
-  const reader = proc.stdout.getReader();
+  const { match, seen } = await awaitOutput(proc.stdout, /^ready port=(\d+)/m, 10_000);
+  if (match === null) throw new Error(`${file} did not print "ready port=N": ${seen}`);
+  return Number(match[1]);
+}
+
+/**
+ * Reads `stream` until what it printed matches `pattern` or `timeoutMs` pass (or it ends): the
+ * match (null if none) and everything read. The stream is released, not cancelled, on a match.
+ */
+export async function awaitOutput(
+  stream: ReadableStream<Uint8Array>,
+  pattern: RegExp,
+  timeoutMs: number,
+): Promise<{ match: RegExpMatchArray | null; seen: string }> {
+  const reader = stream.getReader();
   const dec = new TextDecoder();
   let seen = "";
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const next = await Promise.race([reader.read(), Bun.sleep(deadline - Date.now()).then(() => undefined)]);
     if (next === undefined || next.done) break;
     seen += dec.decode(next.value, { stream: true });
-    const m = seen.match(/^ready port=(\d+)/m);
-    if (m) {
+    const match = seen.match(pattern);
+    if (match !== null) {
       reader.releaseLock();
-      return Number(m[1]);
+      return { match, seen };
     }
   }
-  throw new Error(`${file} did not print "ready port=N": ${seen}`);
+  return { match: null, seen };
 }
 
 /** Read a stream to the end, handing each decoded piece to `sink`. */

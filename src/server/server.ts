@@ -200,7 +200,6 @@ export class Server<S = unknown, I = unknown> {
 
   /** The open-file guard: whether one more socket may be held (listeners call it for sockets they hold). */
   readonly #keepSocket = (): boolean => this.#admission.keep(pendingSockets(this.#acceptors), this.#label);
-
   /** The server's name in the guard's report (made once: `#keepSocket` runs at every accept). */
   readonly #label = (): string => this.name ?? `<${this.#port}>`;
 
