@@ -33,6 +33,7 @@ export function parseJitDump(bytes: Uint8Array): JitCode[] {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 16 || view.getUint32(0, true) !== JITDUMP_MAGIC) throw new Error("not a jitdump file");
   const codes: JitCode[] = [];
+  const decoder = new TextDecoder();
   let at = view.getUint32(8, true);
   while (at + 16 <= bytes.length) {
     const id = view.getUint32(at, true);
@@ -44,7 +45,7 @@ export function parseJitDump(bytes: Uint8Array): JitCode[] {
       const nameAt = at + 16 + 40;
       const nul = bytes.indexOf(0, nameAt);
       if (nul === -1 || nul >= at + total) break;
-      codes.push({ start, size, name: new TextDecoder().decode(bytes.subarray(nameAt, nul)) });
+      codes.push({ start, size, name: decoder.decode(bytes.subarray(nameAt, nul)) });
     }
     at += total;
   }

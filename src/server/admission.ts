@@ -35,16 +35,19 @@ export class Admission {
   sockets = 0;
   /** The descriptor guard, made at the first socket (null: not yet; undefined: no limit known). */
   #fds: FdBudget | undefined | null = null;
+  /** The server's name in the guard's report. */
+  readonly #label: () => string;
 
-  constructor(maxConnections: number, maxWaiting: number, maxHandshakes: number) {
+  constructor(maxConnections: number, maxWaiting: number, maxHandshakes: number, label: () => string) {
     void prefetchOpenFileLimit();
+    this.#label = label;
     this.maxConnections = maxConnections;
     this.maxWaiting = maxWaiting;
     this.maxHandshakes = maxHandshakes;
   }
 
   /** Whether a new socket may be kept at all (descriptor guard); `extra` = sockets held elsewhere. */
-  keep(extra: number, label: () => string): boolean {
+  keep(extra: number): boolean {
     if (this.#fds === null) this.#fds = fdBudget();
     const fds = this.#fds;
     if (fds === undefined) return true;
@@ -53,7 +56,7 @@ export class Admission {
     else if (!fds.shedding) {
       fds.shedding = true;
       emit(
-        `** Sockerl server ${label()} is near the open file limit (${fds.limit}): new connections are reset until descriptors are free`,
+        `** Sockerl server ${this.#label()} is near the open file limit (${fds.limit}): new connections are reset until descriptors are free`,
       );
     }
     return ok;

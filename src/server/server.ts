@@ -113,7 +113,8 @@ export class Server<S = unknown, I = unknown> {
     this.name = config.name;
     this.#plan = config.plan;
     this.#reusePort = config.reusePort;
-    this.#admission = new Admission(config.maxConnections, config.maxWaiting, config.maxHandshakes);
+    const label = (): string => this.name ?? `<${this.#port}>`; // (the guard's report)
+    this.#admission = new Admission(config.maxConnections, config.maxWaiting, config.maxHandshakes, label);
     this.#handler = handler;
     this.#init = init;
     const server = this as Server<unknown, unknown>;
@@ -199,9 +200,7 @@ export class Server<S = unknown, I = unknown> {
   }
 
   /** The open-file guard: whether one more socket may be held (listeners call it for sockets they hold). */
-  readonly #keepSocket = (): boolean => this.#admission.keep(pendingSockets(this.#acceptors), this.#label);
-  /** The server's name in the guard's report (made once: `#keepSocket` runs at every accept). */
-  readonly #label = (): string => this.name ?? `<${this.#port}>`;
+  readonly #keepSocket = (): boolean => this.#admission.keep(pendingSockets(this.#acceptors));
 
   /** @internal A socket arrived at `acceptor`. */
   accept(acceptor: Acceptor, socket: TransportSocket): void {
