@@ -16,8 +16,12 @@
  *
  * Both are read without `node:fs` where possible (see builtins.ts for why a plain server should not
  * load it): the limit by {@link prefetchOpenFileLimit}, started when a server is made (a server's first
- * socket comes at least one event-loop turn later), and the count with `Bun.Glob`. Where the prefetch
- * has not finished, `node:fs` reads the limit at once.
+ * socket comes at least one event-loop turn later). Where the prefetch has not finished, `node:fs`
+ * reads the limit at once. The count is the size `stat` gives the directory: Linux 6.2 and later report
+ * the number of open descriptors there, at the cost of one syscall and one object, needing no descriptor
+ * of its own (so it works at EMFILE too). Older kernels report 0; there the directory is listed with
+ * `Bun.Glob`, which makes a string per descriptor: at 10,000 connections one count left 10,000 strings
+ * and 20,000 objects on the heap, about 0.2 kB of RSS per idle connection until the next collection.
  *
  * @module
  */
@@ -71,8 +75,21 @@ export function prefetchOpenFileLimit(): Promise<void> {
   return prefetch;
 }
 
-/** Descriptors open in this process now (throws when even the directory cannot be opened). */
+/** Descriptors open in this process now (throws when it cannot tell). */
 function openFileCount(): number {
+  return statOpenFiles() || scanOpenFiles();
+}
+
+/**
+ * Descriptors open in this process by `stat` of the descriptor directory, or 0 where the kernel does
+ * not report them (before Linux 6.2, or no `/proc`). A fresh `BunFile` per count: one caches its size.
+ */
+export function statOpenFiles(): number {
+  return Bun.file(FD_DIR).size;
+}
+
+/** Descriptors open in this process by listing the descriptor directory (throws when it cannot be opened, at EMFILE). */
+export function scanOpenFiles(): number {
   let count = 0;
   for (const _ of fdScan.scanSync({ cwd: FD_DIR, onlyFiles: false, followSymlinks: false })) count++;
   // The listing includes the descriptor of the directory being read.

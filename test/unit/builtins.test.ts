@@ -3,11 +3,19 @@
  * `node:crypto`, `node:fs`): each adds hundreds of kB to the heap that every garbage collection then
  * pays for (src/builtins.ts). They load at first use, on the paths that need them (TLS options, the
  * connector's dial, Unix sockets, the cluster). The open-file guard reads its limit in the background
- * and counts descriptors with `Bun.Glob`, and still agrees with `node:fs`.
+ * and counts descriptors by `stat` (a `Bun.Glob` listing on older kernels), and both agree with `node:fs`.
  */
+
+import { heapStats } from "bun:jsc";
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
-import { FdBudget, openFileLimit, prefetchOpenFileLimit } from "../../src/fd-limit.ts";
+import {
+  FdBudget,
+  openFileLimit,
+  prefetchOpenFileLimit,
+  scanOpenFiles,
+  statOpenFiles,
+} from "../../src/fd-limit.ts";
 
 /** Runs `code` in a fresh Bun process (a clean module registry) and returns what it printed. */
 async function runFresh(code: string): Promise<string> {
@@ -74,23 +82,62 @@ describe("the open-file guard without node:fs", () => {
     expect(withRoom(-1).admit(1)).toBe(false);
   });
 
-  test("at EMFILE the count fails, and the guard refuses (as it did with readdir)", async () => {
-    // A child with `ulimit -n 40` that uses up its descriptors, then asks a guard that believes the
-    // limit is far away: only a count that fails (taken as "at the limit") makes it refuse; a scan
-    // that silently listed nothing would let it admit.
-    const code = `
-      const { FdBudget } = await import("./src/fd-limit.ts");
+  test("both counts agree with readdir: stat of the directory (Linux 6.2+) and its listing", () => {
+    const open = readdirSync("/proc/self/fd").length - 1;
+    expect(scanOpenFiles()).toBe(open);
+    // 0 where the kernel does not report the count in stat; the guard then lists the directory.
+    const stat = statOpenFiles();
+    if (stat === 0)
+      console.log("statOpenFiles: this kernel reports no count (before Linux 6.2); the scan is used");
+    else expect(stat).toBe(open);
+  });
+
+  test("a count by stat makes no string per descriptor (one listing at 10,000 connections made 10,000)", () => {
+    if (statOpenFiles() === 0) {
+      console.log("skip: this kernel reports no descriptor count in stat (before Linux 6.2)");
+      return;
+    }
+    const fs = require("node:fs") as typeof import("node:fs");
+    const held: number[] = [];
+    try {
+      for (let i = 0; i < 500; i++) held.push(fs.openSync("/dev/null", "r"));
+      const strings = (): number => heapStats().objectTypeCounts.string ?? 0;
+      Bun.gc(true);
+      const before = strings();
+      for (let i = 0; i < 20; i++) statOpenFiles();
+      expect(strings() - before).toBeLessThan(50);
+    } finally {
+      for (const fd of held) fs.closeSync(fd);
+    }
+  });
+
+  /** What a child with `ulimit -n 40` that used up its descriptors prints for `code`. */
+  const atEmfile = async (code: string): Promise<string> => {
+    const script = `
+      const fd = await import("./src/fd-limit.ts");
+      await fd.prefetchOpenFileLimit();
       const fs = require("node:fs");
-      const budget = new FdBudget(1_000_000);
       try { for (;;) fs.openSync("/dev/null", "r"); } catch {}
-      console.log(budget.admit(1));`;
-    const child = Bun.spawn(["bash", "-c", 'ulimit -n 40 && exec "$0" -e "$1"', process.execPath, code], {
+      ${code}`;
+    const child = Bun.spawn(["bash", "-c", 'ulimit -n 40 && exec "$0" -e "$1"', process.execPath, script], {
       cwd: `${import.meta.dir}/../..`,
       stdout: "pipe",
     });
     const out = await new Response(child.stdout).text();
     expect(await child.exited).toBe(0);
-    expect(out.trim()).toBe("false");
+    return out.trim();
+  };
+
+  test("at EMFILE the guard for the real limit refuses", async () => {
+    expect(await atEmfile("console.log(fd.fdBudget().limit, fd.fdBudget().admit(1));")).toBe("40 false");
+  }, 15_000);
+
+  test("at EMFILE the listing fails (the guard takes that as at the limit), so a kernel without the stat count refuses too", async () => {
+    // A listing that silently found nothing would let a guard admit.
+    const out = await atEmfile(
+      `let scan; try { scan = fd.scanOpenFiles(); } catch (e) { scan = e.code; } console.log(scan);`,
+    );
+    expect(out).toBe("EMFILE");
   }, 15_000);
 });
 
