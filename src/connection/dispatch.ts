@@ -52,9 +52,9 @@ import { clearSrTimer } from "./timers.ts";
 import { sendChecked, whenFlushed } from "./writer.ts";
 
 /**
- * A packet (frame, passive read or raw chunk) to `handlePacket`. Kept small enough for the JIT to
- * inline into the frame loop (inbound.ts `deliverFrames`): what most packets need none of (a receive
- * timer to clear, text to decode, tracing) is in {@link preparePacket}.
+ * A packet (frame, passive read or raw chunk) to `handlePacket`. What most packets need none of (a
+ * receive timer to clear, text to decode, tracing) is in {@link preparePacket}. The frame loop
+ * (inbound.ts `deliverFrames`) holds a copy of the rest, written out: a change here goes there too.
  */
 export function dispatchPacket(p: ConnectionProcess, frame: Uint8Array): void {
   let packet: Packet | undefined = frame;
@@ -96,14 +96,14 @@ function preparePacket(p: ConnectionProcess, frame: Uint8Array): Packet | undefi
  * Whether a callback's result is the commonest action, a plain `{ send }`: one own field, `send`, and
  * not a thenable (what settle and apply would check for it).
  */
-function isPlainSend(result: unknown): result is { send: unknown } {
+export function isPlainSend(result: unknown): result is { send: unknown } {
   if (typeof result !== "object" || result === null || Array.isArray(result)) return false;
   const keys = Object.keys(result);
   return keys.length === 1 && keys[0] === "send" && typeof (result as { then?: unknown }).then !== "function";
 }
 
 /** Applies a plain `{ send }` (see {@link isPlainSend}) that the stage did not take, without settle, finish and apply. */
-function sendPlain(p: ConnectionProcess, send: unknown): void {
+export function sendPlain(p: ConnectionProcess, send: unknown): void {
   const error = send === undefined ? undefined : sendChecked(p, send);
   if (error !== undefined) {
     p.flags &= ~G_BUSY;
@@ -288,7 +288,7 @@ function runSys(p: ConnectionProcess, fn: (p: ConnectionProcess) => unknown, don
 }
 
 /** A callback returned: apply its action now, or when its promise settles. */
-function settle(p: ConnectionProcess, result: unknown, callback: number): void {
+export function settle(p: ConnectionProcess, result: unknown, callback: number): void {
   if (result !== undefined && isThenable(result)) {
     // Promise.resolve: a thenable whose `then` throws becomes a rejection instead of escaping.
     Promise.resolve(result).then(

@@ -6,15 +6,27 @@
  * passive reads. While nothing can be delivered the socket is paused, so unread data stays in the
  * kernel: that is the flow control of passive mode, async callbacks and a full outbound queue.
  *
+ * The frame loop is written out by hand where a call would do: it reads a length prefix itself
+ * (`FrameCutter.end` cuts the other framings) and holds `dispatchPacket`'s body for a packet that
+ * needs no preparation (no receive timer, no text, no tracing). Whether JavaScriptCore inlines those
+ * calls into the loop differs from one process to the next, and with them written out the pipelined
+ * framed echo (16 frames per chunk, 100 connections) ran 3 to 6% faster under load (`packet: 4` ×1.06
+ * and ×1.03, lines ×1.04 and ×1.04, same-run A/B of 5 repetitions each) though in process, without
+ * syscalls, the two measured the same.
+ *
  * @module
  */
-import { type FrameCutter, FrameDecoder } from "../framing/framing.ts";
+import { FrameTooLargeError } from "../errors.ts";
+import { type FrameCutter, FrameDecoder, K_PREFIX } from "../framing/framing.ts";
 import type { Packet } from "../handler.ts";
-import { beginCork, endCork, framesFollow } from "./cork.ts";
-import { dispatchPacket } from "./dispatch.ts";
+import { beginCork, endCork, framesFollow, stageSend } from "./cork.ts";
+import { callbackFailed, dispatchPacket, eventDone, isPlainSend, sendPlain, settle } from "./dispatch.ts";
 import { exit } from "./lifecycle.ts";
 import { markBytesArrived, run } from "./mailbox.ts";
 import {
+  CB_MASK,
+  CB_PACKET,
+  CB_SHIFT,
   type ConnectionProcess,
   EXITING,
   F_PASSIVE,
@@ -23,6 +35,7 @@ import {
   F_SOCKET_CLOSED,
   F_UTF8,
   F_WAITING,
+  G_BUSY,
   GATE_MASK,
   P_BACKLOG,
   PAUSE_MASK,
@@ -107,22 +120,60 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
   const savedAt = unread.at;
   unread.of = p; // (a nested delivery puts back what it found: this)
   unread.chunk = chunk;
+  const handler = p.spec.handler;
+  const hs = cutter.kind === K_PREFIX ? cutter.hs : 0;
+  const max = cutter.max;
   let off = 0;
   for (;;) {
     let end: number;
-    try {
-      end = cutter.end(chunk, off);
-    } catch (error) {
-      exit(p, error);
-      break;
+    let frame: Uint8Array;
+    if (hs !== 0) {
+      // FrameCutter.end's length-prefix case, written out (see the module notes).
+      const at = off + hs;
+      if (at > n) break;
+      const len =
+        hs === 4
+          ? chunk[off]! * 0x1000000 + ((chunk[off + 1]! << 16) | (chunk[off + 2]! << 8) | chunk[off + 3]!)
+          : hs === 2
+            ? (chunk[off]! << 8) | chunk[off + 1]!
+            : chunk[off]!;
+      if (len > max) {
+        exit(p, new FrameTooLargeError(len, max));
+        break;
+      }
+      end = at + len;
+      if (end > n) break;
+      frame = chunk.subarray(at, end);
+    } else {
+      try {
+        end = cutter.end(chunk, off);
+      } catch (error) {
+        exit(p, error);
+        break;
+      }
+      if (end < 0) break;
+      const start = cutter.start;
+      frame = start === 0 && end === n ? chunk : chunk.subarray(start, end);
     }
-    if (end < 0) break;
-    const start = cutter.start;
-    const frame = start === 0 && end === n ? chunk : chunk.subarray(start, end);
     off = end;
     unread.at = end;
     framesFollow(end < n ? p : undefined);
-    dispatchPacket(p, frame);
+    if (p.timers !== undefined || (p.flags & F_UTF8) !== 0 || p.rare?.dbg !== undefined)
+      dispatchPacket(p, frame);
+    else {
+      // dispatchPacket's body, written out (see the module notes); keep the two in step.
+      p.flags = (p.flags & ~CB_MASK) | (CB_PACKET << CB_SHIFT) | G_BUSY;
+      let result: unknown;
+      try {
+        result = handler.handlePacket(frame, p.state, p.view!);
+      } catch (error) {
+        callbackFailed(p, CB_PACKET, error);
+        break;
+      }
+      if (!isPlainSend(result)) settle(p, result, CB_PACKET);
+      else if (stageSend(p, result.send)) eventDone(p);
+      else sendPlain(p, result.send);
+    }
     if (unread.of !== p) {
       off = n; // a transport swap took the rest
       break;

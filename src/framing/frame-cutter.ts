@@ -2,7 +2,9 @@
  * Whole frames inside one chunk. A connection that has nothing buffered cuts the frames of a received
  * chunk with a {@link FrameCutter} and hands each to its handler as a view of the chunk, with no
  * decoder in between; only a frame cut at the chunk's end (or a chunk that arrives while the
- * connection cannot take it) goes through a `FrameDecoder`. Pure bytes, no socket code.
+ * connection cannot take it) goes through a `FrameDecoder`. Pure bytes, no socket code. (The
+ * connection's frame loop reads length prefixes itself, as {@link FrameCutter.end} does: see
+ * connection/inbound.ts.)
  *
  * @module
  */

@@ -14,7 +14,7 @@
  */
 
 import { expect, test } from "bun:test";
-import { FrameTooLargeError, FramingError } from "../../src/errors.ts";
+import { BadReturnError, CallbackError, FrameTooLargeError, FramingError } from "../../src/errors.ts";
 import type { ExitReason, Handler, PacketFraming } from "../../src/index.ts";
 import { testKit } from "../../src/testing/index.ts";
 
@@ -64,6 +64,13 @@ function recorder(onPacket: (text: string, n: number) => unknown = () => undefin
 
 const CASES: { name: string; framing: PacketFraming; chunk: Uint8Array; frames: string[] }[] = [
   { name: "packet: 4", framing: 4, chunk: prefixed(["a", "", "bcd", "e"]), frames: ["a", "", "bcd", "e"] },
+  {
+    name: "packet: 2",
+    framing: 2,
+    chunk: Uint8Array.of(0, 1, 0x61, 0, 0, 0, 1, 0x62),
+    frames: ["a", "", "b"],
+  },
+  { name: "packet: 1", framing: 1, chunk: Uint8Array.of(1, 0x61, 0, 2, 0x62, 0x63), frames: ["a", "", "bc"] },
   {
     name: "line",
     framing: "line",
@@ -188,6 +195,80 @@ test("a frame too large in the middle of a chunk: the frames before it are handl
   expect(packets).toEqual(["ok"]);
   expect(exit.reason).toBeInstanceOf(FrameTooLargeError);
   expect((exit.reason as FrameTooLargeError).size).toBe(9);
+});
+
+test.each([
+  ["packet: 2", 2, Uint8Array.of(0, 1, 0x61, 0x01, 0x00, 0x62)],
+  ["packet: 1", 1, Uint8Array.of(1, 0x61, 200, 0x62)],
+] as const)(
+  "%s: a header announcing more than maxPacketSize mid-chunk ends the connection with FrameTooLargeError",
+  async (_, framing, bytes) => {
+    await using kit = testKit();
+    const { handler, packets, exit } = recorder();
+    const server = await kit.startServer(handler, undefined, { packet: framing, maxPacketSize: 100 });
+    const peer = await kit.connect(server);
+    await peer.write(bytes);
+    await peer.readToEnd({ timeoutMs: 1000 });
+    expect(packets).toEqual(["a"]);
+    expect(exit.reason).toBeInstanceOf(FrameTooLargeError);
+    expect((exit.reason as FrameTooLargeError).size).toBe(framing === 2 ? 256 : 200);
+  },
+);
+
+test("a handler that throws mid-chunk: the frames after it are not handled, the reason is a CallbackError", async () => {
+  await using kit = testKit();
+  const { handler, packets, exit } = recorder((text) => {
+    if (text === "b") throw new Error("boom");
+    return undefined;
+  });
+  const server = await kit.startServer(handler, undefined, { packet: 4 });
+  const peer = await kit.connect(server);
+  await peer.write(prefixed(["a", "b", "c"]));
+  await peer.readToEnd({ timeoutMs: 1000 });
+  expect(packets).toEqual(["a", "b"]);
+  expect(exit.reason).toBeInstanceOf(CallbackError);
+  expect(((exit.reason as CallbackError).cause as Error).message).toBe("boom");
+});
+
+test("plain sends, an action of another shape and a bad action in one chunk: each frame as if alone", async () => {
+  await using kit = testKit();
+  const { handler, packets, exit } = recorder((text, n) => {
+    if (n === 2) return { send: `2${text}`, state: undefined }; // not a plain { send }: applied in full
+    if (n === 4) return { send: "x", sned: 1 }; // a typo: BadReturnError, not a silent send
+    return { send: `${n}${text}` };
+  });
+  const server = await kit.startServer(handler, undefined, { packet: 4 });
+  const peer = await kit.connect(server);
+  await peer.write(prefixed(["a", "b", "c", "d", "e"]));
+  const out = await peer.readToEnd({ timeoutMs: 1000 });
+  expect(out).toEqual(Buffer.from(prefixed(["1a", "2b", "3c"])));
+  expect(packets).toEqual(["a", "b", "c", "d"]);
+  expect(exit.reason).toBeInstanceOf(BadReturnError);
+});
+
+test("an idle timeout set mid-chunk: the frames after it still reset it", async () => {
+  await using kit = testKit();
+  let timeouts = 0;
+  const { handler } = recorder((_t, n) => (n === 1 ? { timeout: 100 } : undefined));
+  const server = await kit.startServer(
+    {
+      ...handler,
+      timeout: () => {
+        timeouts++;
+        return undefined;
+      },
+    },
+    undefined,
+    { packet: 4 },
+  );
+  const peer = await kit.connect(server);
+  await peer.write(prefixed(["a", "b"]));
+  await kit.clock.advance(60);
+  await peer.write(prefixed(["c"]));
+  await kit.clock.advance(60);
+  expect(timeouts).toBe(0);
+  await kit.clock.advance(50);
+  expect(timeouts).toBe(1);
 });
 
 test("a line longer than maxPacketSize inside one chunk ends the connection with FrameTooLargeError", async () => {
