@@ -87,12 +87,7 @@ export class FrameCutter {
     const hs = this.hs;
     const at = off + hs;
     if (at > chunk.length) return -1;
-    const len =
-      hs === 4
-        ? chunk[off]! * 0x1000000 + ((chunk[off + 1]! << 16) | (chunk[off + 2]! << 8) | chunk[off + 3]!)
-        : hs === 2
-          ? (chunk[off]! << 8) | chunk[off + 1]!
-          : chunk[off]!;
+    const len = prefixAt(chunk, off, hs);
     if (len > this.max) throw new FrameTooLargeError(len, this.max);
     const end = at + len;
     if (end > chunk.length) return -1;
@@ -127,6 +122,18 @@ export class FrameCutter {
     this.start = off;
     return off + r;
   }
+}
+
+/**
+ * The length a 1, 2 or 4-byte big-endian prefix at `chunk[off]` announces (the caller checked that the
+ * header lies in `chunk`). Also read by the connection's frame loop (connection/inbound.ts).
+ */
+export function prefixAt(chunk: Uint8Array, off: number, hs: number): number {
+  return hs === 4
+    ? chunk[off]! * 0x1000000 + ((chunk[off + 1]! << 16) | (chunk[off + 2]! << 8) | chunk[off + 3]!)
+    : hs === 2
+      ? (chunk[off]! << 8) | chunk[off + 1]!
+      : chunk[off]!;
 }
 
 /** Whether `delim` ends at `chunk[p]` (its last byte is known to match, and `p >= delim.length - 1`). */

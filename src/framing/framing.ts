@@ -18,6 +18,6 @@ export {
   isDelimiterFraming,
 } from "./codec.ts";
 export { checkPrefixed, encodeFrame, prefixLimit, writePrefix } from "./encode-frame.ts";
-export { FrameCutter, K_PREFIX } from "./frame-cutter.ts";
+export { FrameCutter, K_PREFIX, prefixAt } from "./frame-cutter.ts";
 export { FrameDecoder } from "./frame-decoder.ts";
 export { headerSize, isPacketFraming, type PacketFraming } from "./packet-framing.ts";

@@ -8,7 +8,7 @@
 
 import { heapStats } from "bun:jsc";
 import { describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
 import {
   FdBudget,
   openFileLimit,
@@ -97,17 +97,16 @@ describe("the open-file guard without node:fs", () => {
       console.log("skip: this kernel reports no descriptor count in stat (before Linux 6.2)");
       return;
     }
-    const fs = require("node:fs") as typeof import("node:fs");
     const held: number[] = [];
     try {
-      for (let i = 0; i < 500; i++) held.push(fs.openSync("/dev/null", "r"));
+      for (let i = 0; i < 500; i++) held.push(openSync("/dev/null", "r"));
       const strings = (): number => heapStats().objectTypeCounts.string ?? 0;
       Bun.gc(true);
       const before = strings();
       for (let i = 0; i < 20; i++) statOpenFiles();
       expect(strings() - before).toBeLessThan(50);
     } finally {
-      for (const fd of held) fs.closeSync(fd);
+      for (const fd of held) closeSync(fd);
     }
   });
 
