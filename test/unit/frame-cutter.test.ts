@@ -34,6 +34,12 @@ test("delimiters: the frame includes its delimiter; one whose start lies before 
   expect(cutter.end(chunk, 4)).toBe(-1);
   // "\n" at 3 with "\r" at 2: from offset 3 that "\r" is not part of the frame
   expect(cutter.end(bytes("ab\r\nx\r\n"), 3)).toBe(7);
+  // a "\n" without its "\r" is a byte of the frame, not its end
+  expect(cutter.end(bytes("a\nb\r\n"), 0)).toBe(5);
+  // longer delimiters: every byte compared
+  const three = new FrameCutter({ delimiter: "END" }, 1024);
+  expect(three.end(bytes("xxNDyEND"), 0)).toBe(8);
+  expect(three.end(bytes("xxNDyEN"), 0)).toBe(-1);
   expect(new FrameCutter("line", 1024).end(bytes("\n"), 0)).toBe(1);
   expect(() => new FrameCutter("line", 3).end(bytes("abcd\n"), 0)).toThrow(FrameTooLargeError);
 });
