@@ -170,7 +170,8 @@ function deliverFrames(p: ConnectionProcess, chunk: Uint8Array, cutter: FrameCut
       }
       if (!isPlainSend(result)) settle(p, result, CB_PACKET);
       else if (!stageSend(p, result.send)) sendPlain(p, result.send);
-      else if (p.timers === undefined) p.flags &= ~G_BUSY; // eventDone, written out
+      // eventDone, written out where no timer is set (see the module notes)
+      else if (p.timers === undefined) p.flags &= ~G_BUSY;
       else eventDone(p);
     }
     if (unread.of !== p) {
